@@ -1,0 +1,61 @@
+# edgeq — two commands: `make run` and `make test`. Everything else is set up on demand.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config systemd nodejs npm tmux
+PYTEST_ARGS ?=
+
+.PHONY: run test test-slow lint typecheck bench demo image system-deps node-deps clean docs
+
+run: $(VENV)/.installed
+	$(BIN)/edgeq serve --listen 127.0.0.1:1883 --data-dir var
+
+test: system-deps $(VENV)/.installed node-deps lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-slow: system-deps $(VENV)/.installed node-deps
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check gateway tui tests bench image
+	$(BIN)/lint-imports
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+bench: system-deps $(VENV)/.installed
+	$(BIN)/python -m bench
+
+demo: $(VENV)/.installed
+	$(BIN)/edgeq demo
+
+image:
+	$(MAKE) -C image
+
+# Debian packages the gateway, the tests and the benchmarks use; installed only when missing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@if pkg-config --exists libsystemd 2>/dev/null; then $(BIN)/pip install -q -e '.[systemd]'; fi
+	@touch $@
+
+node-deps: tests/firmware/node_modules/.installed
+
+tests/firmware/node_modules/.installed: tests/firmware/package.json
+	cd tests/firmware && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,5 @@
+# The edgeq smart-light firmware for ESP32 boards running MicroPython.
+# Modules: config (config.json), commands (the JSON command schema), hw (the LED),
+# wifi (the station link), backoff (reconnect delays), app (the MQTT session and main loop).
+# config, commands and backoff are plain Python that CPython imports too (tool.py uses them).
+__version__ = "0.1.0"

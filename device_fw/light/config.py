@@ -1,0 +1,180 @@
+# The device configuration: config.json on the board's filesystem, checked against SCHEMA.
+#
+# load() returns a plain dict with every default filled in, or raises ConfigError naming the
+# key and what is wrong with it. The same module runs under CPython in tool.py, so a config
+# is checked on the laptop before it is copied to a board. Keep it to json and plain Python.
+import json
+
+REQUIRED = object()
+_NOTHING = object()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# key: (type or tuple of types, default). None in a tuple of types means "may be null".
+# A nested dict is a section. Defaults are what the docs promise (docs/device-firmware.md).
+SCHEMA = {
+    "device_id": (str, REQUIRED),
+    "wifi": {
+        "ssid": (str, REQUIRED),
+        "password": (str, ""),
+        "hostname": ((str, None), None),
+        "connect_timeout_ms": (int, 20000),
+    },
+    "gateway": {
+        "host": (str, REQUIRED),
+        "port": (int, 1883),
+        "username": ((str, None), None),
+        "password": ((str, None), None),
+        "tls": (bool, False),
+        "ca_file": ((str, None), None),
+        "keepalive_s": (int, 30),
+    },
+    "topics": {
+        "commands": (str, "$q/lights/{id}/commands"),
+        "state": (str, "lights/{id}/state"),
+        "status": (str, "lights/{id}/status"),
+    },
+    "led": {
+        "driver": (str, "pwm"),
+        "pins": (list, [25, 26, 27]),
+        "pin": (int, 5),
+        "count": (int, 1),
+        "freq_hz": (int, 1000),
+        "active_low": (bool, False),
+    },
+    "watchdog_ms": (int, 30000),
+    "reconnect_min_ms": (int, 1000),
+    "reconnect_max_ms": (int, 60000),
+    "poll_ms": (int, 50),
+    "max_loops": (int, 0),
+}
+
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+
+def _type_ok(value, types):
+    if not isinstance(types, tuple):
+        types = (types,)
+    for t in types:
+        if t is None:
+            if value is None:
+                return True
+        elif t is int:
+            # bool is an int subclass in Python; true is not a port number
+            if isinstance(value, int) and not isinstance(value, bool):
+                return True
+        elif isinstance(value, t):
+            return True
+    return False
+
+
+def _type_name(types):
+    if not isinstance(types, tuple):
+        types = (types,)
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
+             None: "null"}
+    return " or ".join([names[t] for t in types])
+
+
+def _merge(schema, given, prefix):
+    if not isinstance(given, dict):
+        raise ConfigError("%s: must be an object" % (prefix[:-1] or "config"))
+    for key in given:
+        if key not in schema:
+            raise ConfigError("%s%s: unknown key" % (prefix, key))
+    out = {}
+    for key, spec in schema.items():
+        value = given.get(key, _NOTHING)
+        if isinstance(spec, dict):
+            out[key] = _merge(spec, {} if value is _NOTHING else value, prefix + key + ".")
+            continue
+        types, default = spec
+        if value is _NOTHING:
+            if default is REQUIRED:
+                raise ConfigError("%s%s: missing (required)" % (prefix, key))
+            value = list(default) if isinstance(default, list) else default
+        elif not _type_ok(value, types):
+            raise ConfigError("%s%s: must be %s" % (prefix, key, _type_name(types)))
+        out[key] = value
+    return out
+
+
+def _check_range(cfg, path, lo, hi):
+    value = cfg
+    for key in path.split("."):
+        value = value[key]
+    if not lo <= value <= hi:
+        raise ConfigError("%s: must be from %d to %d, not %d" % (path, lo, hi, value))
+
+
+def _check_values(cfg):
+    dev = cfg["device_id"]
+    if not 1 <= len(dev) <= 64 or [c for c in dev if c not in _ID_CHARS]:
+        raise ConfigError("device_id: use 1 to 64 letters, digits, '-' or '_' (it is part of "
+                          "the MQTT client id and topics)")
+    if not cfg["wifi"]["ssid"]:
+        raise ConfigError("wifi.ssid: must not be empty")
+    if not cfg["gateway"]["host"]:
+        raise ConfigError("gateway.host: must not be empty")
+    _check_range(cfg, "gateway.port", 1, 65535)
+    _check_range(cfg, "gateway.keepalive_s", 5, 65535)
+    _check_range(cfg, "wifi.connect_timeout_ms", 1000, 600000)
+    if cfg["gateway"]["ca_file"] and not cfg["gateway"]["tls"]:
+        raise ConfigError("gateway.ca_file: set only with gateway.tls = true")
+    for key in ("commands", "state", "status"):
+        topic = cfg["topics"][key]
+        if "{id}" not in topic or "+" in topic or "#" in topic:
+            raise ConfigError("topics.%s: must contain {id} and no wildcard" % key)
+    _check_led(cfg["led"])
+    if cfg["watchdog_ms"] != 0:
+        _check_range(cfg, "watchdog_ms", 5000, 600000)
+    _check_range(cfg, "reconnect_min_ms", 10, 3600000)
+    _check_range(cfg, "reconnect_max_ms", cfg["reconnect_min_ms"], 3600000)
+    _check_range(cfg, "poll_ms", 1, 1000)
+    _check_range(cfg, "max_loops", 0, 2147483647)
+
+
+def _check_led(led):
+    if led["driver"] == "pwm":
+        pins = led["pins"]
+        if len(pins) != 3 or [p for p in pins if not _type_ok(p, int) or not 0 <= p <= 48]:
+            raise ConfigError("led.pins: must be three GPIO numbers [red, green, blue]")
+        if not 1 <= led["freq_hz"] <= 40000:
+            raise ConfigError("led.freq_hz: must be from 1 to 40000")
+    elif led["driver"] == "neopixel":
+        if not 0 <= led["pin"] <= 48:
+            raise ConfigError("led.pin: must be a GPIO number")
+        if not 1 <= led["count"] <= 1024:
+            raise ConfigError("led.count: must be from 1 to 1024")
+    else:
+        raise ConfigError('led.driver: must be "pwm" or "neopixel", not "%s"' % led["driver"])
+
+
+def parse(text):
+    """The checked config, with defaults, from the text of a config.json."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ConfigError("not valid JSON")
+    cfg = _merge(SCHEMA, given, "")
+    _check_values(cfg)
+    return cfg
+
+
+def load(path="/config.json"):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("%s: cannot read it; copy one with: edgeq device config" % path)
+    try:
+        return parse(text)
+    except ConfigError as e:
+        raise ConfigError("%s: %s" % (path, e))
+
+
+def topic(cfg, key):
+    return cfg["topics"][key].replace("{id}", cfg["device_id"])

@@ -1,0 +1,117 @@
+"""The admin API routes: queues, clients, broker statistics, reload, and `/metrics`.
+
+Every route but `/metrics` needs `Authorization: Bearer <token>` (the configured token, or the
+one generated into `<data_dir>/admin.json` at start-up, readable only by the gateway's user).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import msgspec
+
+from gateway.admin import http
+from gateway.admin.http import HttpError, Request, Response
+from gateway.admin.metrics import prometheus_text
+from gateway.broker import sysstats
+from gateway.config import ConfigError, queue_spec, split_address
+from gateway.queues.engine import QueueError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from gateway.broker.server import Broker
+
+PREFIX = "/api/v1"
+CONNECTION_FILE = "admin.json"
+
+
+class AdminApi:
+    def __init__(self, broker: Broker, token: str, reload: Callable[[], Awaitable[str]]) -> None:
+        self.broker = broker
+        self.token = token
+        self._reload = reload
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == "/metrics" and request.method == "GET":
+            return Response(200, prometheus_text(self.broker).encode(),
+                            "text/plain; version=0.0.4")
+        self._authorise(request)
+        if not request.path.startswith(PREFIX + "/"):
+            raise HttpError(404, f"no such endpoint {request.path}")
+        parts = [unquote(p) for p in request.path[len(PREFIX) + 1:].split("/")]
+        if request.method == "POST" and parts == ["reload"]:
+            return Response.json({"reloaded": await self._reload()})
+        return self._route(request.method, parts, request)
+
+    def _authorise(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
+            raise HttpError(401, "missing or wrong admin token (Authorization: Bearer ...)")
+
+    def _route(self, method: str, parts: list[str], request: Request) -> Response:
+        engine = self.broker.engine
+        match method, parts:
+            case "GET", ["stats"]:
+                return Response.json(sysstats.snapshot(self.broker))
+            case "GET", ["clients"]:
+                return Response.json([c.describe() for c in self.broker.live.values()])
+            case "GET", ["queues"]:
+                return Response.json([msgspec.to_builtins(s) for s in engine.stats()])
+            case "POST", ["queues"]:
+                return self._create(request.json())
+            case "GET", ["queues", name]:
+                return Response.json(self._guard(lambda: engine.show(name)))
+            case "POST", ["queues", name, "purge"]:
+                return Response.json({"purged": self._guard(lambda: engine.purge(name))})
+            case "DELETE", ["queues", name]:
+                self._guard(lambda: engine.delete(name))
+                return Response.json({"deleted": name})
+        raise HttpError(404, f"no such endpoint {method} {request.path}")
+
+    def _create(self, fields: Any) -> Response:
+        if not isinstance(fields, dict):
+            raise HttpError(400, "send a JSON object with the queue's keys")
+        try:
+            spec = queue_spec(fields, "queue")
+        except ConfigError as e:
+            raise HttpError(400, str(e)) from None
+        self._guard(lambda: self.broker.engine.create(spec))
+        return Response.json(msgspec.to_builtins(spec), 201)
+
+    @staticmethod
+    def _guard(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except QueueError as e:
+            raise HttpError(404 if "no queue" in str(e) else 400, str(e)) from None
+
+
+async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio.Server:
+    """Listen on `admin.listen` and write `admin.json` (URL and token) into the data dir."""
+    settings = broker.config.admin
+    token = settings.token or secrets.token_urlsafe(24)
+    api = AdminApi(broker, token, reload)
+    host, port = split_address(settings.listen)
+    try:
+        server = await http.serve(host, port, api.handle)
+    except OSError as e:
+        raise ConfigError(f"admin.listen {settings.listen}: cannot listen: {e.strerror}") from None
+    bound = server.sockets[0].getsockname()
+    write_connection_file(Path(broker.config.data_dir), f"http://{bound[0]}:{bound[1]}", token)
+    return server
+
+
+def write_connection_file(data_dir: Path, url: str, token: str) -> None:
+    path = data_dir / CONNECTION_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url, "token": token}, f)

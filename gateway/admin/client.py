@@ -1,0 +1,86 @@
+"""A small client of the admin API for the CLI and the TUI (standard library only).
+
+Where to connect: `--url`/`--token`, else `EDGEQ_ADMIN_URL`/`EDGEQ_ADMIN_TOKEN`, else the
+`admin.json` the gateway wrote into its data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from gateway.admin.api import CONNECTION_FILE, PREFIX
+
+
+class AdminError(Exception):
+    """The gateway could not be reached or refused the request; the message says which."""
+
+
+class AdminClient:
+    def __init__(self, url: str, token: str, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    @classmethod
+    def discover(cls, url: str | None = None, token: str | None = None,
+                 data_dir: str = "var") -> AdminClient:
+        url = url or os.environ.get("EDGEQ_ADMIN_URL")
+        token = token or os.environ.get("EDGEQ_ADMIN_TOKEN")
+        if not (url and token):
+            path = Path(data_dir) / CONNECTION_FILE
+            try:
+                found = json.loads(path.read_text())
+            except (OSError, ValueError):
+                raise AdminError(f"no running gateway found: {path} is missing or unreadable; "
+                                 "start it with `edgeq serve` or pass --url and --token") from None
+            url = url or found["url"]
+            token = token or found["token"]
+        return cls(str(url), str(token))
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}{PREFIX}/{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read())["error"]
+            except (ValueError, KeyError):
+                message = e.reason
+            raise AdminError(f"{message}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise AdminError(f"cannot reach the gateway at {self.url}: {reason}") from None
+
+    def queues(self) -> list[dict[str, Any]]:
+        return self.request("GET", "queues")  # type: ignore[no-any-return]
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"queues/{quote(name, safe='')}")  # type: ignore[no-any-return]
+
+    def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "queues", fields)  # type: ignore[no-any-return]
+
+    def purge(self, name: str) -> int:
+        return int(self.request("POST", f"queues/{quote(name, safe='')}/purge")["purged"])
+
+    def delete(self, name: str) -> None:
+        self.request("DELETE", f"queues/{quote(name, safe='')}")
+
+    def clients(self) -> list[dict[str, Any]]:
+        return self.request("GET", "clients")  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("GET", "stats")  # type: ignore[no-any-return]
+
+    def reload(self) -> str:
+        return str(self.request("POST", "reload")["reloaded"])

@@ -1,0 +1,259 @@
+"""One client connection: an asyncio Protocol that moves bytes between the socket and the codec.
+
+It decodes with `gateway.mqtt.codec.Decoder`, hands each packet to the handler for its type
+(`handle_connect`, `handle_publish`, `handle_subscribe`), and writes replies in one batch per
+loop turn. Connection-fatal `MQTTError`s are caught here, and only here: 5.0 clients get a
+DISCONNECT (or a CONNACK before CONNECT completed) with the reason code, 3.1.1 clients a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from gateway.broker.session import Outgoing, Session
+from gateway.mqtt import codec
+from gateway.mqtt.codec import Decoder, UnsupportedProtocol, encode_publish
+from gateway.mqtt.packets import (
+    MQTT_5,
+    MQTT_311,
+    Connack,
+    Disconnect,
+    Packet,
+    Publish,
+    PubRel,
+)
+from gateway.mqtt.properties import Properties
+from gateway.mqtt.reasons import MQTTError, Reason
+
+if TYPE_CHECKING:
+    from gateway.broker.server import Broker
+
+log = logging.getLogger("gateway.connection")
+_FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "correlation_data",
+              "user_property")
+
+
+class Connection(asyncio.Protocol):
+    """The live link of a session; implements `session.Link` for outbound messages."""
+
+    def __init__(self, broker: Broker, listener: str) -> None:
+        self.broker = broker
+        self.listener = listener
+        self.decoder = Decoder(broker.config.mqtt.max_packet_size)
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.client_id = ""
+        self.username: str | None = None
+        self.peer = ""
+        self.version = MQTT_311
+        self.keepalive = 0
+        self.last_seen = 0.0
+        self.connected_at = 0.0
+        self.receive_maximum = 65535
+        self.max_packet_out = 268_435_460
+        self.alias_max_out = 0
+        self.aliases_in: dict[int, str] = {}
+        self.aliases_out: dict[str, int] = {}
+        self.inbound_unacked = 0
+        self.acks_waiting = 0
+        self.problem_info = True
+        self.clean_disconnect = False
+        self.will_now = False
+        self.closing = False
+        self.blocked = False
+        self._pending: deque[Packet] = deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._paused_writing = False
+        self._write_limit = broker.config.mqtt.client_output_buffer
+
+    # -------------------------------------------------------------------- transport events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
+        self.last_seen = self.connected_at = self.broker.loop.time()
+        transport.set_write_buffer_limits(high=min(self._write_limit, 256 * 1024))
+        self.broker.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = self.broker.loop.time()
+        self.broker.stats.bytes_received += len(data)
+        if self.closing:
+            return
+        try:
+            self._pending.extend(self.decoder.feed(data))
+        except UnsupportedProtocol:
+            self._write_now(b"\x20\x02\x00\x01")
+            self.close()
+            return
+        except MQTTError as e:
+            self.protocol_failure(e)
+            return
+        self.process()
+
+    def process(self) -> None:
+        """Handle decoded packets in order until done, closed, or blocked by a full queue."""
+        from gateway.broker.dispatch import HANDLERS
+
+        pending = self._pending
+        try:
+            while pending and not self.blocked and not self.closing:
+                packet = pending.popleft()
+                HANDLERS[type(packet)](self, packet)
+        except MQTTError as e:
+            self.protocol_failure(e)
+
+    def push_front(self, packet: Packet) -> None:
+        """Put a packet back to be handled first once unblocked (queue `block` overflow)."""
+        self._pending.appendleft(packet)
+
+    def block(self) -> None:
+        self.blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def unblock(self) -> None:
+        self.blocked = False
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+        self.process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.broker.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        if self.session is not None:
+            self.session.drain()
+            self.broker.consumer_ready(self.session)
+
+    def writable(self) -> bool:
+        return not self._paused_writing and not self.closing
+
+    # -------------------------------------------------------------------- output
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes for the socket; everything queued in one loop turn goes in one write."""
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.loop.call_soon(self._flush)
+
+    def send_packet(self, packet: Packet) -> None:
+        self.send(codec.encode(packet, self.version))
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        transport = self.transport
+        if transport is None or transport.is_closing() or not out:
+            return
+        data = b"".join(out) if len(out) > 1 else out[0]
+        self.broker.stats.bytes_sent += len(data)
+        transport.write(data)
+        if transport.get_write_buffer_size() > self._write_limit:
+            log.warning("client %s does not read its messages; disconnecting", self.client_id,
+                        extra={"CLIENT_ID": self.client_id, "REASON": "output buffer full"})
+            self.close()
+
+    def _write_now(self, data: bytes) -> None:
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def send_publish(self, out: Outgoing, packet_id: int) -> None:
+        """Encode one outbound PUBLISH for this client (Link protocol)."""
+        msg = out.message
+        now = self.broker.clock()
+        if msg.expires_at is not None and now >= msg.expires_at:
+            self.broker.outgoing_done(self, out, packet_id)
+            return
+        if self.version == MQTT_5:
+            data = self._encode_v5(out, packet_id, now)
+        else:
+            data = encode_publish(Publish(msg.topic, msg.payload, out.qos, out.retain, out.dup,
+                                          packet_id), self.version)
+        if len(data) > self.max_packet_out:
+            self.broker.outgoing_done(self, out, packet_id)
+            return
+        self.broker.stats.messages_sent += 1
+        self.send(data)
+
+    def _encode_v5(self, out: Outgoing, packet_id: int, now: float) -> bytes:
+        msg = out.message
+        src = msg.properties
+        props: Properties = {k: src[k] for k in _FORWARDED if k in src}  # type: ignore[misc]
+        remaining = msg.remaining_expiry(now)
+        if remaining is not None:
+            props["message_expiry_interval"] = remaining
+        if out.sub_ids:
+            props["subscription_identifier"] = list(out.sub_ids)
+        topic = msg.topic
+        if self.alias_max_out:
+            alias = self.aliases_out.get(topic)
+            if alias is not None:
+                props["topic_alias"] = alias
+                topic = ""
+            elif len(self.aliases_out) < self.alias_max_out:
+                alias = self.aliases_out[topic] = len(self.aliases_out) + 1
+                props["topic_alias"] = alias
+        return encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
+                                      packet_id, props), MQTT_5)
+
+    def send_pubrel(self, packet_id: int) -> None:
+        self.send_packet(PubRel(packet_id))
+
+    # -------------------------------------------------------------------- closing
+
+    def reason_props(self, text: str) -> Properties:
+        return {"reason_string": text[:200]} if text and self.problem_info else {}
+
+    def protocol_failure(self, error: MQTTError) -> None:
+        """Report a connection-fatal error with its reason code and close; logged once."""
+        if self.closing:
+            return
+        log.info("closing %s (%s): %s", self.client_id or self.peer, self.peer, error,
+                 extra={"CLIENT_ID": self.client_id, "REASON": error.reason.name})
+        self.broker.stats.protocol_errors += 1
+        if self.session is None and self.decoder.version == MQTT_5:
+            self._write_now(codec.encode(Connack(error.reason, False,
+                                                 self.reason_props(str(error.args[0]))), MQTT_5))
+        elif self.session is None and self.decoder.version == MQTT_311 and \
+                error.reason == Reason.CLIENT_IDENTIFIER_NOT_VALID:
+            self._write_now(b"\x20\x02\x00\x02")
+        else:
+            self.disconnect(error.reason, str(error.args[0]))
+            return
+        self.close()
+
+    def disconnect(self, reason: int, text: str = "") -> None:
+        """Server-initiated DISCONNECT (5.0) followed by a close; a plain close for 3.1.1."""
+        if self.closing:
+            return
+        if self.version == MQTT_5 and self.session is not None:
+            self._write_now(codec.encode(Disconnect(reason, self.reason_props(text)), MQTT_5))
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closing:
+            self._flush()
+            self.closing = True
+            self.transport.close()
+
+    def describe(self) -> dict[str, Any]:
+        """A row for the admin API's client list."""
+        return {"client_id": self.client_id, "peer": self.peer, "username": self.username,
+                "protocol": {3: "3.1", 4: "3.1.1", 5: "5.0"}.get(self.version, "?"),
+                "listener": self.listener, "keepalive": self.keepalive,
+                "connected_seconds": round(self.broker.loop.time() - self.connected_at, 1),
+                "inflight": len(self.session.inflight) if self.session else 0,
+                "queued": len(self.session.queued) if self.session else 0}

@@ -1,0 +1,134 @@
+"""CONNECT: the checks a client passes before it gets a session, and the CONNACK it receives.
+
+Built from small named checks (as Mosquitto's handle__connect): protocol and client id rules,
+authentication, will validity, the negotiated limits, then session attach or takeover.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from gateway.mqtt.packets import MQTT_5, Connack, Connect
+from gateway.mqtt.properties import Properties
+from gateway.mqtt.reasons import MQTTError, Reason, connack_code_v311, protocol_error
+from gateway.mqtt.topics import topic_name_error
+
+if TYPE_CHECKING:
+    from gateway.broker.connection import Connection
+
+MAX_EXPIRY = 0xFFFFFFFF
+
+
+def handle_connect(conn: Connection, p: Connect) -> None:
+    if conn.session is not None or conn.client_id:
+        raise protocol_error("second CONNECT")
+    broker = conn.broker
+    conn.version = MQTT_5 if p.protocol_level == MQTT_5 else 4
+    client_id, assigned = _client_id(conn, p)
+    if "authentication_method" in p.properties:
+        _refuse(conn, Reason.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not offered")
+        return
+    reason = broker.access.authenticate(p.username, p.password, client_id)
+    if reason:
+        _refuse(conn, reason, "not authorised" if reason == Reason.NOT_AUTHORIZED
+                else "bad user name or password")
+        return
+    reason = _check_will(conn, p, client_id)
+    if reason:
+        _refuse(conn, reason, "will refused")
+        return
+    _negotiate(conn, p)
+    conn.client_id = client_id
+    conn.username = p.username
+    expiry = _session_expiry(conn, p)
+    session_present = broker.attach(conn, client_id, p.clean_start, expiry, p.will, p.username)
+    conn.send_packet(Connack(0, session_present, _connack_props(conn, p, assigned, expiry)))
+    assert conn.session is not None
+    broker.session_started(conn.session)
+
+
+def _client_id(conn: Connection, p: Connect) -> tuple[str, bool]:
+    """The client id, or one we assign to an empty id [MQTT-3.1.3-6, -8]."""
+    if p.client_id:
+        return p.client_id, False
+    if conn.version != MQTT_5 and not p.clean_start:
+        raise MQTTError(Reason.CLIENT_IDENTIFIER_NOT_VALID,
+                        "an empty client id needs clean session")
+    return f"edgeq-{secrets.token_hex(8)}", True
+
+
+def _refuse(conn: Connection, reason: int, text: str) -> None:
+    if conn.version == MQTT_5:
+        conn.send_packet(Connack(reason, False, conn.reason_props(text)))
+    else:
+        conn.send_packet(Connack(connack_code_v311(reason), False))
+    conn.broker.stats.refused += 1
+    conn.close()
+
+
+def _check_will(conn: Connection, p: Connect, client_id: str) -> int:
+    will = p.will
+    if will is None:
+        return 0
+    settings = conn.broker.config.mqtt
+    if topic_name_error(will.topic):
+        return Reason.TOPIC_NAME_INVALID
+    if will.qos > settings.max_qos:
+        return Reason.QOS_NOT_SUPPORTED
+    if will.retain and not settings.retain_available:
+        return Reason.RETAIN_NOT_SUPPORTED
+    if not conn.broker.access.can_publish(p.username, client_id, will.topic):
+        return Reason.NOT_AUTHORIZED
+    return 0
+
+
+def _negotiate(conn: Connection, p: Connect) -> None:
+    """The limits the client asked for: receive maximum, packet size, topic aliases."""
+    props = p.properties
+    receive_maximum = props.get("receive_maximum", 65535)
+    max_packet = props.get("maximum_packet_size", 268_435_460)
+    if receive_maximum == 0 or max_packet == 0:
+        raise protocol_error("receive maximum and maximum packet size must not be 0")
+    conn.receive_maximum = receive_maximum
+    conn.max_packet_out = max_packet
+    conn.alias_max_out = props.get("topic_alias_maximum", 0)
+    conn.problem_info = props.get("request_problem_information", 1) == 1
+    conn.keepalive = p.keepalive
+    limit = conn.broker.config.mqtt.max_keepalive
+    if limit and (p.keepalive == 0 or p.keepalive > limit):
+        conn.keepalive = limit
+
+
+def _session_expiry(conn: Connection, p: Connect) -> int:
+    if conn.version != MQTT_5:
+        return 0 if p.clean_start else MAX_EXPIRY
+    return min(p.properties.get("session_expiry_interval", 0),
+               conn.broker.config.mqtt.max_session_expiry)
+
+
+def _connack_props(conn: Connection, p: Connect, assigned: bool, expiry: int) -> Properties:
+    if conn.version != MQTT_5:
+        return {}
+    settings = conn.broker.config.mqtt
+    props: Properties = {
+        "receive_maximum": settings.receive_maximum,
+        "maximum_packet_size": settings.max_packet_size,
+        "topic_alias_maximum": settings.topic_alias_maximum,
+        "wildcard_subscription_available": 1,
+        "subscription_identifier_available": 1,
+        "shared_subscription_available": 1,
+    }
+    if settings.max_qos < 2:
+        props["maximum_qos"] = settings.max_qos
+    if not settings.retain_available:
+        props["retain_available"] = 0
+    if assigned:
+        props["assigned_client_identifier"] = conn.client_id
+    if conn.keepalive != p.keepalive:
+        props["server_keep_alive"] = conn.keepalive
+    if expiry != p.properties.get("session_expiry_interval", 0):
+        props["session_expiry_interval"] = expiry
+    if p.properties.get("request_response_information") == 1:
+        props["response_information"] = f"response/{conn.client_id}"
+    return props

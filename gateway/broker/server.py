@@ -1,0 +1,334 @@
+"""The broker hub: sessions, the live connection of each client id, routing of every message.
+
+`Broker.publish` is the one path every message takes — from clients, wills, `$SYS` and the
+bridge: queues first (a full `block` queue holds the producer back before anyone receives the
+message), then retained storage, then pub/sub delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.broker import listeners, sysstats
+from gateway.broker.access import Access
+from gateway.broker.connection import Connection
+from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.retained import RetainedStore
+from gateway.broker.router import Router
+from gateway.broker.session import Outgoing, Session, SubEntry
+from gateway.broker.wills import WillScheduler
+from gateway.config import Config
+from gateway.messages import Message
+from gateway.mqtt.packets import Will
+from gateway.mqtt.reasons import Reason
+from gateway.mqtt.topics import parse_shared
+from gateway.queues.engine import QueueEngine
+from gateway.store.committer import Committer
+from gateway.store.db import DB_NAME, migrate
+from gateway.store.queues import QueueStore
+from gateway.store.sessions import RetainedTable, SessionStore
+
+log = logging.getLogger("gateway.broker")
+
+
+@dataclass(slots=True)
+class Stats:
+    messages_received: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    protocol_errors: int = 0
+    refused: int = 0
+    connections_total: int = 0
+    clients_maximum: int = 0
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class PublishResult:
+    matched: int
+    durable: bool
+    reason: int = 0
+    blocked: str | None = None
+
+
+class Broker:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
+        self.sessions: dict[str, Session] = {}
+        self.connections: set[Connection] = set()
+        self.live: dict[str, Connection] = {}
+        self.router = Router()
+        self.wills = WillScheduler()
+        self.access = Access(config.auth)
+        self.stats = Stats()
+        self.started_at = time.monotonic()
+        self.servers: list[asyncio.Server] = []
+        self.retained = RetainedStore()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._next_sys = 0.0
+        self.committer: Committer
+        self.engine: QueueEngine
+        self.session_store: SessionStore
+
+    # ------------------------------------------------------------------ life cycle
+
+    def open_storage(self) -> None:
+        """Open the store and load sessions, retained messages and queues (before listening)."""
+        self.loop = asyncio.get_running_loop()
+        path = Path(self.config.data_dir) / DB_NAME
+        self.committer = Committer(path, self.config.storage.synchronous, self.loop)
+        migrate(self.committer.connection, path)
+        self.session_store = SessionStore(self.committer)
+        table = RetainedTable(self.committer)
+        self.retained = RetainedStore(table.persist)
+        for message in table.load_all():
+            self.retained.set(message, persist=False)
+        self.engine = QueueEngine(QueueStore(self.committer), self.config.queues,
+                                  self.config.storage, self.clock)
+        self.engine.load()
+        self._restore_sessions()
+
+    async def start(self) -> None:
+        self.open_storage()
+        for listener in self.config.listeners:
+            self.servers.append(await listeners.serve(self, listener))
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+
+    async def stop(self) -> None:
+        """Stop accepting, say goodbye to clients, flush commits, close the store."""
+        for server in self.servers:
+            server.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for conn in list(self.connections):
+            conn.disconnect(Reason.SERVER_SHUTTING_DOWN, "the gateway is shutting down")
+        await asyncio.sleep(0)
+        for session in self.sessions.values():
+            if session.persistent:
+                self._save_session(session, self.clock())
+        self.committer.close()
+
+    def _restore_sessions(self) -> None:
+        now = self.clock()
+        for stored in self.session_store.load_all():
+            since = stored.disconnected_at or now
+            if stored.expiry != MAX_EXPIRY and now - since >= stored.expiry:
+                self.session_store.delete(stored.client_id)
+                continue
+            session = Session(stored.client_id, stored.expiry, disconnected_at=since,
+                              max_queued=self.config.mqtt.max_queued_messages)
+            self.sessions[session.client_id] = session
+            for sub, ident in stored.subscriptions:
+                entry = SubEntry(session, sub, ident)
+                session.subscriptions[sub.filter] = entry
+                self._route_entry(sub.filter, entry)
+            for row_id, message, qos in stored.messages:
+                session.queued.append(Outgoing(message, qos, store_id=row_id))
+
+    def _route_entry(self, topic_filter: str, entry: SubEntry) -> None:
+        if self.engine.is_queue_filter(topic_filter):
+            return
+        shared = parse_shared(topic_filter)
+        self.router.subscribe(shared.filter if shared else topic_filter, entry,
+                              shared.group if shared else None)
+
+    # ------------------------------------------------------------------ connections
+
+    def connection_opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.stats.connections_total += 1
+
+    def attach(self, conn: Connection, client_id: str, clean_start: bool, expiry: int,
+               will: Will | None, username: str | None) -> bool:
+        """Bind `conn` to the session of `client_id`; True when an old session continues."""
+        old = self.live.get(client_id)
+        if old is not None and old is not conn:
+            log.info("session %s taken over by %s", client_id, conn.peer,
+                     extra={"CLIENT_ID": client_id, "REASON": "session taken over"})
+            self._detach(old)
+            old.disconnect(Reason.SESSION_TAKEN_OVER, "another client connected with this id")
+        self.wills.cancel(client_id)
+        session = self.sessions.get(client_id)
+        if session is not None and clean_start:
+            self._discard(session)
+            session = None
+        present = session is not None
+        if session is None:
+            session = Session(client_id, max_queued=self.config.mqtt.max_queued_messages)
+            self.sessions[client_id] = session
+        was_persistent = session.persistent
+        session.expiry = expiry
+        session.will = will
+        session.username = username
+        conn.session = session
+        self.live[client_id] = conn
+        self.stats.clients_maximum = max(self.stats.clients_maximum, len(self.live))
+        if session.persistent:
+            self._save_session(session, 0.0)
+        elif was_persistent:
+            self.session_store.delete(client_id)
+        return present
+
+    def session_started(self, session: Session) -> None:
+        """After CONNACK: resend what was in flight, re-join queues, drain the backlog."""
+        link = self.live[session.client_id]
+        for topic_filter, entry in session.subscriptions.items():
+            if self.engine.is_queue_filter(topic_filter):
+                self.engine.subscribe(topic_filter, session, entry.options.qos)
+        session.resume(link)
+        self.engine.consumer_ready(session)
+
+    def session_changed(self, session: Session) -> None:
+        if session.persistent:
+            self._save_session(session, 0.0)
+
+    def _save_session(self, session: Session, disconnected_at: float) -> None:
+        subs = [(e.options, e.identifier) for e in session.subscriptions.values()]
+        self.session_store.save(session.client_id, session.expiry, disconnected_at, subs)
+
+    def connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        session = conn.session
+        if session is None or self.live.get(conn.client_id) is not conn:
+            return
+        self._detach(conn)
+
+    def _detach(self, conn: Connection) -> None:
+        """The client is gone (closed, failed or taken over): wills, queues, session expiry."""
+        session = conn.session
+        assert session is not None
+        del self.live[conn.client_id]
+        self.engine.detach(session)
+        for packet_id in [pid for pid, out in session.inflight.items() if out.token]:
+            del session.inflight[packet_id]
+        session.detach()
+        now = self.clock()
+        session.disconnected_at = now
+        will = session.will
+        if will is not None and not conn.clean_disconnect:
+            delay = will.properties.get("will_delay_interval", 0)
+            if conn.will_now or delay == 0 or session.expiry == 0:
+                self.publish_will(session.client_id, will)
+            else:
+                self.wills.schedule(session.client_id, will, now + min(delay, session.expiry),
+                                    session.username)
+        session.will = None
+        if session.expiry == 0:
+            self._discard(session)
+        else:
+            self._save_session(session, now)
+
+    def _discard(self, session: Session) -> None:
+        """End a session: its subscriptions, owed messages and any pending will."""
+        pending = self.wills.take(session.client_id)
+        if pending is not None:
+            self.publish_will(pending.client_id, pending.will)
+        for topic_filter in list(session.subscriptions):
+            if self.engine.is_queue_filter(topic_filter):
+                self.engine.unsubscribe(topic_filter, session)
+                continue
+            shared = parse_shared(topic_filter)
+            self.router.unsubscribe(shared.filter if shared else topic_filter,
+                                    session.client_id, shared.group if shared else None)
+        self.engine.detach(session)
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        self.session_store.delete(session.client_id)
+
+    def publish_will(self, client_id: str, will: Will) -> None:
+        props = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
+        now = self.clock()
+        expiry = props.get("message_expiry_interval")
+        self.publish(Message(will.topic, will.payload, will.qos, will.retain,
+                             props, client_id, now,  # type: ignore[arg-type]
+                             now + expiry if isinstance(expiry, int) else None))
+
+    # ------------------------------------------------------------------ messages
+
+    def publish(self, message: Message) -> PublishResult:
+        """Enqueue, retain and deliver one accepted message."""
+        outcome = self.engine.publish(message)
+        if outcome.blocked is not None:
+            return PublishResult(0, False, 0, outcome.blocked)
+        durable = outcome.matched > 0
+        if message.retain:
+            system = message.topic.startswith("$SYS/")
+            self.retained.set(message, persist=not system)
+            durable = durable or not system
+        matched = outcome.matched
+        for entry, qos, ids in self.router.route(message.topic):
+            session = entry.session
+            options = entry.options
+            if options.no_local and session.client_id == message.client_id:
+                continue
+            q = qos if qos < message.qos else message.qos
+            out = Outgoing(message, q, message.retain and options.retain_as_published, ids)
+            if q and session.expiry:
+                out.store_id = self.session_store.add_message(session.client_id, message, q)
+                durable = True
+            if not session.deliver(out):
+                self.stats.dropped += 1
+                if out.store_id:
+                    self.session_store.remove_message(out.store_id)
+            matched += 1
+        return PublishResult(matched, durable, outcome.reason)
+
+    def outgoing_done(self, conn: Connection, out: Outgoing, packet_id: int,
+                      reason: int = 0) -> None:
+        """An outbound message is finished: acknowledged, expired, or too large to send."""
+        session = conn.session
+        if session is None:
+            return
+        if packet_id:
+            session.inflight.pop(packet_id, None)
+        if out.store_id:
+            self.session_store.remove_message(out.store_id)
+        if out.token:
+            if reason >= 0x80:
+                self.engine.reject(session, out.token)
+            else:
+                self.engine.ack(session, out.token)
+        session.drain()
+        self.engine.consumer_ready(session)
+
+    def consumer_ready(self, session: Session) -> None:
+        self.engine.consumer_ready(session)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _tick(self) -> None:
+        """Once a second: keepalive, CONNECT timeout, wills, session expiry, queues, $SYS."""
+        self._tick_handle = self.loop.call_later(1.0, self._tick)
+        loop_now = self.loop.time()
+        now = self.clock()
+        connect_timeout = self.config.mqtt.connect_timeout
+        for conn in list(self.connections):
+            if conn.session is None:
+                if loop_now - conn.connected_at > connect_timeout:
+                    conn.close()
+            elif conn.keepalive and loop_now - conn.last_seen > conn.keepalive * 1.5:
+                conn.disconnect(Reason.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+        for pending in self.wills.due(now):
+            self.publish_will(pending.client_id, pending.will)
+        for session in [s for s in self.sessions.values() if s.link is None]:
+            if session.expiry != MAX_EXPIRY and now - session.disconnected_at >= session.expiry:
+                self._discard(session)
+        self.engine.tick(now)
+        interval = self.config.mqtt.sys_interval
+        if interval and loop_now >= self._next_sys:
+            self._next_sys = loop_now + interval
+            sysstats.publish(self)
+
+    def reload(self, config: Config) -> None:
+        """Apply a re-read config: auth files and queue definitions; listeners stay as bound."""
+        self.config = config
+        self.access.reload(config.auth)
+        self.engine.reload(config.queues)

@@ -1,0 +1,149 @@
+"""Per-client session state: subscriptions, outbound flow control, packet identifiers.
+
+A session outlives its connection when it is persistent (3.1.1 clean session 0, or a 5.0
+session expiry above zero). Outbound QoS 1/2 messages are either in flight (counted against the
+client's Receive Maximum) or waiting in `queued`; QoS 0 messages are sent at once when connected
+and dropped when not. The session never touches a socket: it hands packets to `link`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.messages import Message
+from gateway.mqtt.packets import Subscription, Will
+
+
+@dataclass(slots=True)
+class SubEntry:
+    """One subscription of one session, as the router stores it."""
+
+    session: Session
+    options: Subscription
+    identifier: int = 0
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message on its way to this session."""
+
+    message: Message
+    qos: int
+    retain: bool = False
+    sub_ids: tuple[int, ...] = ()
+    store_id: int = 0
+    token: int = 0
+    queue: str = ""
+    dup: bool = False
+    released: bool = False
+
+
+class Link(Protocol):
+    """What a session needs from its live connection."""
+
+    receive_maximum: int
+
+    def send_publish(self, out: Outgoing, packet_id: int) -> None: ...
+    def send_pubrel(self, packet_id: int) -> None: ...
+    def writable(self) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    client_id: str
+    expiry: int = 0
+    subscriptions: dict[str, SubEntry] = field(default_factory=dict)
+    link: Link | None = None
+    inflight: dict[int, Outgoing] = field(default_factory=dict)
+    queued: deque[Outgoing] = field(default_factory=deque)
+    incoming_qos2: set[int] = field(default_factory=set)
+    will: Will | None = None
+    username: str | None = None
+    disconnected_at: float = 0.0
+    max_queued: int = 10_000
+    dropped: int = 0
+    next_packet_id: int = 1
+    protocol_level: int = 4
+
+    @property
+    def persistent(self) -> bool:
+        return self.expiry > 0
+
+    @property
+    def connected(self) -> bool:
+        return self.link is not None
+
+    def window(self) -> int:
+        """Free QoS 1/2 in-flight slots (Receive Maximum flow control)."""
+        if self.link is None:
+            return 0
+        return self.link.receive_maximum - len(self.inflight)
+
+    def queue_capacity(self) -> int:
+        """How many queue deliveries this session can take right now."""
+        if self.link is None or self.queued or not self.link.writable():
+            return 0
+        return max(0, self.window())
+
+    def deliver(self, out: Outgoing) -> bool:
+        """Send now, or queue; False when the message was dropped (offline QoS 0, queue full)."""
+        link = self.link
+        if out.qos == 0:
+            if link is None or not link.writable():
+                return False
+            link.send_publish(out, 0)
+            return True
+        if link is not None and not self.queued and self.window() > 0 and link.writable():
+            self._send(out)
+            return True
+        if len(self.queued) >= self.max_queued and not out.token:
+            self.dropped += 1
+            return False
+        self.queued.append(out)
+        return True
+
+    def _send(self, out: Outgoing) -> None:
+        packet_id = self._allocate_id()
+        self.inflight[packet_id] = out
+        assert self.link is not None
+        self.link.send_publish(out, packet_id)
+
+    def _allocate_id(self) -> int:
+        pid = self.next_packet_id
+        while pid in self.inflight:
+            pid = pid % 65535 + 1
+        self.next_packet_id = pid % 65535 + 1
+        return pid
+
+    def drain(self) -> None:
+        """Move queued messages into flight while the window and the socket allow."""
+        link = self.link
+        while self.queued and link is not None and self.window() > 0 and link.writable():
+            self._send(self.queued.popleft())
+
+    def acknowledge(self, packet_id: int) -> Outgoing | None:
+        """PUBACK or PUBCOMP: the message is done; returns it (None if unknown)."""
+        return self.inflight.pop(packet_id, None)
+
+    def received(self, packet_id: int) -> Outgoing | None:
+        """PUBREC: the QoS 2 message moves to the release phase (still in flight)."""
+        out = self.inflight.get(packet_id)
+        if out is not None:
+            out.released = True
+        return out
+
+    def resume(self, link: Link) -> None:
+        """A client reconnected to this session: resend what was in flight, then drain."""
+        self.link = link
+        for packet_id, out in sorted(self.inflight.items()):
+            if out.released:
+                link.send_pubrel(packet_id)
+            else:
+                out.dup = True
+                link.send_publish(out, packet_id)
+        self.drain()
+
+    def detach(self) -> None:
+        self.link = None

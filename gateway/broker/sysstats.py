@@ -1,0 +1,65 @@
+"""`$SYS/` statistics, as Mosquitto publishes them, plus edgeq's queue statistics.
+
+Published retained every `mqtt.sys_interval` seconds (not persisted). `$SYS/broker/queues` is
+one JSON document with every queue's statistics, for dashboards and `edgeq top`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from gateway import __version__
+from gateway.messages import Message
+
+if TYPE_CHECKING:
+    from gateway.broker.server import Broker
+
+
+def snapshot(broker: Broker) -> dict[str, object]:
+    """The broker figures behind `$SYS/broker/...` (also served by the admin API)."""
+    s = broker.stats
+    connected = len(broker.live)
+    return {
+        "version": f"edgeq {__version__}",
+        "uptime": int(time.monotonic() - broker.started_at),
+        "clients/connected": connected,
+        "clients/disconnected": sum(1 for x in broker.sessions.values() if x.link is None),
+        "clients/total": len(broker.sessions),
+        "clients/maximum": s.clients_maximum,
+        "clients/expired": 0,
+        "messages/received": s.messages_received,
+        "messages/sent": s.messages_sent,
+        "messages/dropped": s.dropped,
+        "bytes/received": s.bytes_received,
+        "bytes/sent": s.bytes_sent,
+        "subscriptions/count": broker.router.count,
+        "retained messages/count": broker.retained.count,
+        "connections/total": s.connections_total,
+        "protocol errors": s.protocol_errors,
+        "store/commits": broker.committer.commits,
+        "store/failed": broker.committer.failed or "",
+        "queues/backlog": broker.engine.backlog,
+    }
+
+
+def publish(broker: Broker) -> None:
+    now = broker.clock()
+    for key, value in snapshot(broker).items():
+        _put(broker, f"$SYS/broker/{key}", str(value), now)
+    stats = [queue_stats_dict(q) for q in broker.engine.stats()]
+    _put(broker, "$SYS/broker/queues", json.dumps(stats), now)
+    for q in stats:
+        for field in ("depth", "inflight", "consumers", "lag_messages", "lag_seconds"):
+            _put(broker, f"$SYS/broker/queues/{q['name']}/{field}", str(q[field]), now)
+
+
+def queue_stats_dict(stats: object) -> dict[str, object]:
+    import msgspec
+
+    return msgspec.to_builtins(stats)  # type: ignore[no-any-return]
+
+
+def _put(broker: Broker, topic: str, payload: str, now: float) -> None:
+    broker.publish(Message(topic, payload.encode(), 0, True, {}, "", now))

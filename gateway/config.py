@@ -1,0 +1,249 @@
+"""The gateway's configuration: one TOML file parsed into frozen typed structs, in one place.
+
+Errors name the file, the key path and what to do (`ConfigError`); unknown keys are refused.
+Command-line flags are applied on top with `with_overrides`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+DEFAULT_NAME = "<embedded default config>"
+
+Meta = msgspec.Meta
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Positive = Annotated[int, Meta(ge=1)]
+NonNegative = Annotated[int, Meta(ge=0)]
+QUEUE_NAME = re.compile(r"[0-9A-Za-z][-.0-9A-Za-z_]*")
+
+
+class ConfigError(Exception):
+    """A configuration mistake: the message names the file, the key and the fix."""
+
+
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Listener(_Struct):
+    """One socket the broker accepts MQTT connections on."""
+
+    address: str
+    kind: Literal["tcp", "tls", "ws", "wss"] = "tcp"
+    path: str = "/mqtt"
+    certfile: str = ""
+    keyfile: str = ""
+    cafile: str = ""
+    require_certificate: bool = False
+
+    @property
+    def host(self) -> str:
+        return split_address(self.address)[0]
+
+    @property
+    def port(self) -> int:
+        return split_address(self.address)[1]
+
+
+class MqttSettings(_Struct):
+    max_packet_size: Annotated[int, Meta(ge=64, le=268_435_460)] = 1_048_576
+    receive_maximum: Annotated[int, Meta(ge=1, le=65535)] = 100
+    topic_alias_maximum: Annotated[int, Meta(ge=0, le=65535)] = 32
+    max_keepalive: Annotated[int, Meta(ge=0, le=65535)] = 0
+    max_session_expiry: NonNegative = 0xFFFFFFFF
+    max_queued_messages: NonNegative = 10_000
+    max_qos: Annotated[int, Meta(ge=0, le=2)] = 2
+    retain_available: bool = True
+    connect_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    sys_interval: Annotated[float, Meta(ge=0)] = 10.0
+    client_output_buffer: Positive = 4 * 1024 * 1024
+
+
+class StorageSettings(_Struct):
+    synchronous: Literal["normal", "full"] = "normal"
+    memory_budget: Positive = 64 * 1024 * 1024
+    queue_window: Positive = 1000
+
+
+class AuthSettings(_Struct):
+    allow_anonymous: bool = True
+    password_file: str = ""
+    acl_file: str = ""
+
+
+class AdminSettings(_Struct):
+    listen: str = "127.0.0.1:18083"
+    token: str = ""
+    enabled: bool = True
+
+
+class ApplianceSettings(_Struct):
+    status_led_pin: int | None = None
+    button_pin: int | None = None
+    long_press_seconds: Annotated[float, Meta(gt=0)] = 3.0
+    backlog_threshold: NonNegative = 10_000
+
+
+class QueueSpec(_Struct):
+    """A durable queue bound to a topic filter (docs/queues.md)."""
+
+    filter: str
+    name: str = ""
+    dispatch: Literal["round_robin", "least_inflight", "random", "sticky"] = "round_robin"
+    last_value_key: str = ""
+    template: bool = False
+    max_messages: NonNegative = 1_000_000
+    max_bytes: NonNegative = 1024 * 1024 * 1024
+    ttl: NonNegative = 0
+    overflow: Literal["drop_oldest", "reject_new", "block"] = "block"
+    max_inflight: Annotated[int, Meta(ge=1, le=65535)] = 32
+    ack_timeout: NonNegative = 60
+    max_deliveries: NonNegative = 5
+
+    @property
+    def queue_name(self) -> str:
+        return self.name or self.filter
+
+
+class Config(_Struct):
+    data_dir: str = "var"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    listeners: list[Listener] = msgspec.field(
+        default_factory=lambda: [Listener(address="127.0.0.1:1883")])
+    mqtt: MqttSettings = msgspec.field(default_factory=MqttSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+    appliance: ApplianceSettings = msgspec.field(default_factory=ApplianceSettings)
+    queues: list[QueueSpec] = msgspec.field(default_factory=list)
+    source: str = DEFAULT_NAME
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (or `[v6]:port`) into its parts; ValueError with the reason if malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_listen_flag(value: str) -> Listener:
+    """`--listen` forms: `HOST:PORT`, `tcp://`, `ws://HOST:PORT[/path]`, `tls://`, `wss://`."""
+    kind, sep, rest = value.partition("://")
+    if not sep:
+        kind, rest = "tcp", value
+    address, _, path = rest.partition("/")
+    if kind not in ("tcp", "tls", "ws", "wss"):
+        raise ConfigError(f"--listen {value}: unknown scheme {kind!r}; use tcp://, tls://, ws://"
+                          " or wss://")
+    try:
+        split_address(address)
+    except ValueError as e:
+        raise ConfigError(f"--listen {value}: {e}") from None
+    return Listener(address=address, kind=kind,  # type: ignore[arg-type]
+                    path="/" + path if path else "/mqtt")
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Read `path` (or the embedded default) into a validated `Config`."""
+    if path is None:
+        text = resources.files("gateway").joinpath("default.toml").read_text()
+        return parse(text, DEFAULT_NAME)
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the config file: {e.strerror}") from None
+    return parse(text, str(p))
+
+
+def parse(text: str, source: str) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    try:
+        config = msgspec.convert({**raw, "source": source}, Config)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{source}: {_explain(str(e))}") from None
+    _check(config)
+    return config
+
+
+def _explain(message: str) -> str:
+    """Turn msgspec's `Expected ... - at `$.queues[0].ttl`` into `queues[0].ttl: ...`."""
+    text, _, where = message.partition(" - at `")
+    key = where.rstrip("`").removeprefix("$").lstrip(".")
+    unknown = re.match(r"Object contains unknown field `(.+)`", text)
+    if unknown:
+        full = f"{key}.{unknown[1]}" if key else unknown[1]
+        return f"{full}: unknown key; check its spelling against docs/config.md"
+    return f"{key or 'top level'}: {text[0].lower()}{text[1:]}"
+
+
+def _check(config: Config) -> None:
+    """Rules one field's type cannot express."""
+    where = config.source
+    for i, listener in enumerate(config.listeners):
+        try:
+            split_address(listener.address)
+        except ValueError as e:
+            raise ConfigError(f"{where}: listeners[{i}].address: {e}") from None
+        if listener.kind in ("tls", "wss") and not (listener.certfile and listener.keyfile):
+            raise ConfigError(f"{where}: listeners[{i}]: a {listener.kind} listener needs "
+                              "certfile and keyfile")
+    names: set[str] = set()
+    for i, q in enumerate(config.queues):
+        _check_queue(q, f"{where}: queues[{i}]")
+        if q.queue_name in names:
+            raise ConfigError(f"{where}: queues[{i}].name: queue {q.queue_name!r} is declared "
+                              "twice; give one of them another name")
+        names.add(q.queue_name)
+
+
+def _check_queue(q: QueueSpec, where: str) -> None:
+    from gateway.mqtt.topics import has_wildcard, topic_filter_error
+    from gateway.queues.keys import key_expression_error
+
+    error = topic_filter_error(q.filter)
+    if error or q.filter.startswith(("$q/", "$queue/", "$share/")):
+        raise ConfigError(f"{where}.filter: {q.filter!r} is not a usable topic filter"
+                          f" ({error or 'reserved prefix'})")
+    if q.name and not QUEUE_NAME.fullmatch(q.name):
+        raise ConfigError(f"{where}.name: {q.name!r} must match [0-9A-Za-z][-.0-9A-Za-z_]*")
+    if q.template and not has_wildcard(q.filter):
+        raise ConfigError(f"{where}.template: a template queue needs a wildcard filter such as "
+                          "'lights/+/commands'")
+    if q.last_value_key:
+        error = key_expression_error(q.last_value_key)
+        if error:
+            raise ConfigError(f"{where}.last_value_key: {error}")
+
+
+def queue_spec(fields: dict[str, Any], where: str = "queue") -> QueueSpec:
+    """Build and check a `QueueSpec` from loose fields (CLI and admin API)."""
+    try:
+        spec = msgspec.convert(fields, QueueSpec)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{where}: {_explain(str(e))}") from None
+    _check_queue(spec, where)
+    return spec
+
+
+def with_overrides(config: Config, listen: list[str] | None = None,
+                   data_dir: str | None = None, admin: str | None = None) -> Config:
+    """Command-line flags override the file."""
+    changes: dict[str, Any] = {}
+    if listen:
+        changes["listeners"] = [parse_listen_flag(v) for v in listen]
+    if data_dir:
+        changes["data_dir"] = data_dir
+    if admin:
+        changes["admin"] = msgspec.structs.replace(config.admin, listen=admin)
+    return msgspec.structs.replace(config, **changes) if changes else config

@@ -1,0 +1,72 @@
+"""Topic names, topic filters and shared-subscription filters: validation and matching rules.
+
+Pure string functions (MQTT 5.0 §4.7, §4.8.2); the trie that indexes filters is `matcher.py`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+SHARE_PREFIX = "$share/"
+
+
+def topic_name_error(topic: str) -> str | None:
+    """Why `topic` is not a valid topic name for PUBLISH, or None if it is."""
+    if not topic:
+        return "empty topic name"
+    if "+" in topic or "#" in topic:
+        return "wildcard in a topic name"
+    if len(topic.encode()) > 0xFFFF:
+        return "topic name longer than 65535 bytes"
+    return None
+
+
+def topic_filter_error(topic_filter: str) -> str | None:
+    """Why `topic_filter` is not a valid topic filter, or None if it is."""
+    if not topic_filter:
+        return "empty topic filter"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be the last level on its own"
+        if "+" in level and level != "+":
+            return "'+' must occupy a whole level"
+    return None
+
+
+class SharedFilter(NamedTuple):
+    group: str
+    filter: str
+
+
+def parse_shared(topic_filter: str) -> SharedFilter | None:
+    """Split `$share/<group>/<filter>`; None if not a shared filter. Raises ValueError if bad."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return None
+    group, sep, rest = topic_filter[len(SHARE_PREFIX):].partition("/")
+    if not group or not sep or "+" in group or "#" in group:
+        raise ValueError("shared subscription needs $share/<group>/<filter>")
+    error = topic_filter_error(rest)
+    if error:
+        raise ValueError(error)
+    return SharedFilter(group, rest)
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` matches `topic_filter` (the reference rule the trie must agree with)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    f_levels = topic_filter.split("/")
+    t_levels = topic.split("/")
+    for i, f in enumerate(f_levels):
+        if f == "#":
+            return True
+        if i >= len(t_levels):
+            return False
+        if f != "+" and f != t_levels[i]:
+            return False
+    return len(f_levels) == len(t_levels)
+
+
+def has_wildcard(topic_filter: str) -> bool:
+    return "+" in topic_filter or "#" in topic_filter

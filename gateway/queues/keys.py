@@ -1,0 +1,87 @@
+"""Last-value key expressions: which part of a message names the value it replaces.
+
+Forms: `user_property:NAME` (MQTT 5), `topic_level:N` (0-based), `json:PATH` (dotted, for 3.1.1
+producers), `client_id`; alternatives joined by `|` are tried in order
+(`user_property:command_type|json:command_type`). A message without the key yields None and is kept as an ordinary
+message: never replaced and never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from gateway.mqtt.properties import Properties
+
+KeyFunc = Callable[[str, bytes, Properties, str], str | None]
+FORMS = ("user_property:NAME", "topic_level:N", "json:PATH", "client_id")
+
+
+def key_expression_error(expression: str) -> str | None:
+    """Why `expression` is not a key expression, or None."""
+    try:
+        compile_key(expression)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def compile_key(expression: str) -> KeyFunc:
+    """A function (topic, payload, properties, client_id) -> key or None."""
+    if "|" in expression:
+        alternatives = [compile_key(part) for part in expression.split("|")]
+
+        def first(topic: str, payload: bytes, props: Properties, client_id: str) -> str | None:
+            for alternative in alternatives:
+                key = alternative(topic, payload, props, client_id)
+                if key is not None:
+                    return key
+            return None
+        return first
+    return _compile_one(expression)
+
+
+def _compile_one(expression: str) -> KeyFunc:
+    kind, _, arg = expression.partition(":")
+    if kind == "client_id" and not arg:
+        return lambda _t, _p, _props, client_id: client_id or None
+    if kind == "user_property" and arg:
+        return _user_property(arg)
+    if kind == "topic_level" and arg.isdigit():
+        return _topic_level(int(arg))
+    if kind == "json" and arg and all(arg.split(".")):
+        return _json_path(arg.split("."))
+    raise ValueError(f"{expression!r} is not a key expression; use one of {', '.join(FORMS)}")
+
+
+def _user_property(name: str) -> KeyFunc:
+    def key(_topic: str, _payload: bytes, props: Properties, _client_id: str) -> str | None:
+        for k, v in props.get("user_property", ()):
+            if k == name:
+                return v
+        return None
+    return key
+
+
+def _topic_level(index: int) -> KeyFunc:
+    def key(topic: str, _payload: bytes, _props: Properties, _client_id: str) -> str | None:
+        levels = topic.split("/")
+        return levels[index] if index < len(levels) else None
+    return key
+
+
+def _json_path(path: list[str]) -> KeyFunc:
+    def key(_topic: str, payload: bytes, _props: Properties, _client_id: str) -> str | None:
+        try:
+            value: Any = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        for part in path:
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        if isinstance(value, (dict, list)) or value is None:
+            return None
+        return str(value)
+    return key

@@ -1,0 +1,102 @@
+"""`edgeq serve`: run the broker until SIGTERM, with systemd notification and SIGHUP reload.
+
+READY=1 is sent only once the store is open and every listener is bound; STATUS= follows the
+number of clients and the queue backlog; SIGTERM stops accepting, flushes and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from gateway import config as config_mod
+from gateway.admin import api as admin_api
+from gateway.appliance.systemd import Notifier, format_status
+from gateway.broker.server import Broker
+from gateway.config import Config, ConfigError
+from gateway.store.db import StoreError
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """The running process: broker, admin API, notifier, and the config file to reload."""
+
+    def __init__(self, config: Config, config_path: str | None,
+                 overrides: dict[str, object]) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.overrides = overrides
+        self.notifier = Notifier()
+        self.broker = Broker(config)
+        self.stopping = asyncio.Event()
+        self._servers: list[asyncio.Server] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.notifier.start_watchdog()
+        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        await self.broker.start()
+        if self.config.admin.enabled:
+            self._servers.append(await admin_api.start(self.broker, self.reload))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        addresses = ", ".join(f"{x.kind}://{x.address}" for x in self.config.listeners)
+        log.info("edgeq serving on %s (data in %s)", addresses, self.config.data_dir)
+        self.notifier.ready(self.status_line())
+        status_task = loop.create_task(self._report_status())
+        await self.stopping.wait()
+        log.info("shutting down")
+        self.notifier.stopping()
+        status_task.cancel()
+        for server in self._servers:
+            server.close()
+        await self.broker.stop()
+        await self.notifier.stop_watchdog()
+
+    def status_line(self) -> str:
+        return format_status(len(self.broker.live), self.broker.engine.backlog,
+                             len(self.broker.engine.stats()))
+
+    async def _report_status(self) -> None:
+        while True:
+            await asyncio.sleep(2)
+            self.notifier.status(self.status_line())
+
+    async def reload(self) -> str:
+        """SIGHUP: re-read the config file, password file, ACL and queue definitions."""
+        self.notifier.reloading()
+        try:
+            fresh = config_mod.with_overrides(config_mod.load(self.config_path),
+                                              **self.overrides)  # type: ignore[arg-type]
+        except ConfigError as e:
+            log.error("reload refused, keeping the running config: %s", e)
+            self.notifier.ready(self.status_line())
+            return f"refused: {e}"
+        self.broker.reload(fresh)
+        self.notifier.ready(self.status_line())
+        log.info("configuration reloaded from %s", fresh.source)
+        return fresh.source
+
+
+def serve(config: Config, config_path: str | None, overrides: dict[str, object]) -> int:
+    """Run until stopped; 0 on a clean stop, 1 with one log line when it cannot start."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+
+    async def main() -> int:
+        gateway = Gateway(config, config_path, overrides)
+        try:
+            await gateway.run()
+        except (ConfigError, StoreError) as e:
+            log.error("%s", e)
+            return 1
+        return 0
+
+    return asyncio.run(main())

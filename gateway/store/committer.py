@@ -1,0 +1,149 @@
+"""Group commit: many writes per transaction on one writer thread, durable before acknowledged.
+
+Writes submitted during one turn of the event loop, plus everything that arrives while the
+previous transaction commits, go into the next transaction. `on_commit(callback)` runs
+`callback` on the event loop once every write submitted before it is durable — this is where
+PUBACK/PUBREC to producers is sent. Reads that must see a consistent order with the writes
+(loading a queue window from disk) go through `read`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.store.db import open_connection
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+Params = Sequence[Any]
+
+
+class Committer:
+    """The single writer of the store. Not thread-safe: call it from the event loop only."""
+
+    def __init__(self, path: Path, synchronous: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.path = path
+        self._loop = loop
+        self._conn = open_connection(path, synchronous)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeq-store")
+        self._ops: list[tuple[str, Any, bool]] = []
+        self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
+        self._callbacks: list[Callable[[bool], None]] = []
+        self._scheduled = False
+        self._busy = False
+        self._closed = False
+        self.failed: str | None = None
+        self.commits = 0
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For start-up reads before serving; afterwards only the writer thread uses it."""
+        return self._conn
+
+    @property
+    def pending(self) -> int:
+        return len(self._ops)
+
+    def write(self, sql: str, params: Params = ()) -> None:
+        self._ops.append((sql, params, False))
+        self._schedule()
+
+    def write_many(self, sql: str, rows: Iterable[Params]) -> None:
+        self._ops.append((sql, list(rows), True))
+        self._schedule()
+
+    def on_commit(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(ok)` once everything written so far is committed (`ok` False if the
+        transaction failed, e.g. disk full), or at once when nothing is pending."""
+        if not self._ops and not self._busy:
+            callback(self.failed is None)
+            return
+        self._callbacks.append(callback)
+        self._schedule()
+
+    def read(self, query: Callable[[sqlite3.Connection], T], done: Callable[[T], None]) -> None:
+        """Run `query` on the writer thread after the writes before it; `done(result)` on loop."""
+        self._reads.append((query, done))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._busy:
+            self._scheduled = True
+            self._loop.call_soon(self._kick)
+
+    def _kick(self) -> None:
+        self._scheduled = False
+        if self._busy or self._closed or not (self._ops or self._callbacks or self._reads):
+            return
+        ops, self._ops = self._ops, []
+        callbacks, self._callbacks = self._callbacks, []
+        reads, self._reads = self._reads, []
+        self._busy = True
+        future = self._loop.run_in_executor(self._executor, self._run, ops, reads)
+        future.add_done_callback(lambda f: self._done(f, callbacks, reads))
+
+    def _run(self, ops: list[tuple[str, Any, bool]],
+             reads: list[tuple[Callable[[sqlite3.Connection], Any], Any]]) -> list[Any]:
+        conn = self._conn
+        with self._lock:
+            if ops:
+                conn.execute("BEGIN")
+                try:
+                    for sql, params, many in ops:
+                        if many:
+                            conn.executemany(sql, params)
+                        else:
+                            conn.execute(sql, params)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            return [query(conn) for query, _ in reads]
+
+    def _done(self, future: asyncio.Future[list[Any]],
+              callbacks: list[Callable[[bool], None]], reads: list[tuple[Any, Any]]) -> None:
+        self._busy = False
+        error = future.exception()
+        if error is not None:
+            self.failed = f"{self.path}: {error}"
+            log.error("store write failed: %s", error, extra={"REASON": str(error)})
+        else:
+            self.failed = None
+            self.commits += 1
+            for done, (_, callback) in zip(future.result(), reads, strict=True):
+                callback(done)
+        for cb in callbacks:
+            cb(error is None)
+        if self._ops or self._callbacks or self._reads:
+            self._kick()
+
+    def flush(self) -> None:
+        """Commit everything pending synchronously (shutdown path)."""
+        while self._busy:
+            self._executor.submit(lambda: None).result()
+            self._busy = False
+        ops, self._ops = self._ops, []
+        reads, self._reads = self._reads, []
+        results = self._executor.submit(self._run, ops, reads).result()
+        for result, (_, done) in zip(results, reads, strict=True):
+            done(result)
+        callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb(True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._executor.submit(self._conn.close).result()
+        self._executor.shutdown()

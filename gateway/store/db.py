@@ -1,0 +1,83 @@
+"""Opening the SQLite database: WAL, the synchronous level, the schema and its migrations.
+
+The schema version lives in `PRAGMA user_version`; `migrate` brings an older store forward
+and refuses a newer one with a clear message instead of guessing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+DB_NAME = "edgeq.db"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says which file and why."""
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["queues"].create({"name": str, "spec": str, "created": float, "origin": str},
+                        pk="name", if_not_exists=True)
+    db["queue_messages"].create(
+        {"id": int, "queue": str, "topic": str, "payload": bytes, "qos": int, "props": bytes,
+         "lv_key": str, "deliveries": int, "created": float, "expires_at": float,
+         "client_id": str, "size": int},
+        pk="id", if_not_exists=True)
+    db["queue_messages"].create_index(["queue", "id"], if_not_exists=True)
+    db["queue_messages"].create_index(["queue", "lv_key"], if_not_exists=True)
+    db["sessions"].create({"client_id": str, "expiry": int, "disconnected_at": float,
+                           "subscriptions": str}, pk="client_id", if_not_exists=True)
+    db["session_messages"].create(
+        {"id": int, "client_id": str, "topic": str, "payload": bytes, "qos": int,
+         "retain": int, "props": bytes, "created": float, "expires_at": float,
+         "origin": str},
+        pk="id", if_not_exists=True)
+    db["session_messages"].create_index(["client_id", "id"], if_not_exists=True)
+    db["retained"].create({"topic": str, "payload": bytes, "qos": int, "props": bytes,
+                           "created": float, "expires_at": float, "client_id": str},
+                          pk="topic", if_not_exists=True)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
+
+
+def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:
+    """A connection in WAL mode with the chosen durability (`normal` or `full`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
+    except (sqlite3.Error, OSError) as e:
+        raise StoreError(f"{path}: cannot open the store: {e}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create or upgrade the schema to SCHEMA_VERSION."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: the store has schema version {version}, newer than this "
+                             f"edgeq understands ({SCHEMA_VERSION}); upgrade edgeq or restore a "
+                             "backup")
+        db = sqlite_utils.Database(conn)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[target](db)
+            conn.execute(f"PRAGMA user_version={target}")
+            conn.execute("COMMIT")
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise StoreError(f"{path}: the store is damaged ({result}); restore a backup or "
+                             "move the file away to start empty")
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: the store is unreadable ({e}); restore a backup or move the "
+                         "file away to start empty") from None

@@ -1,0 +1,100 @@
+"""Persistent sessions on disk: subscriptions and the QoS 1/2 messages owed to each client.
+
+Only sessions with an expiry above zero are written. A message for such a session is inserted
+before the producer is acknowledged and deleted when the client acknowledges it, so a broker
+restart (or `kill -9`) loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+
+from gateway.messages import Message
+from gateway.mqtt.packets import Subscription
+from gateway.store.committer import Committer
+from gateway.store.rows import message_from_row, pack_props
+
+_INSERT = ("INSERT INTO session_messages (id, client_id, topic, payload, qos, retain, props, "
+           "created, expires_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?)")
+_DELETE = "DELETE FROM session_messages WHERE id = ?"
+
+
+@dataclass(slots=True)
+class StoredSession:
+    client_id: str
+    expiry: int
+    disconnected_at: float
+    subscriptions: list[tuple[Subscription, int]]
+    messages: list[tuple[int, Message, int]] = field(default_factory=list)
+
+
+class SessionStore:
+    def __init__(self, committer: Committer) -> None:
+        self._c = committer
+        row = committer.connection.execute("SELECT max(id) FROM session_messages").fetchone()
+        self._ids = itertools.count((row[0] or 0) + 1)
+
+    def save(self, client_id: str, expiry: int, disconnected_at: float,
+             subscriptions: list[tuple[Subscription, int]]) -> None:
+        subs = [[s.filter, s.qos, s.no_local, s.retain_as_published, s.retain_handling, ident]
+                for s, ident in subscriptions]
+        self._c.write("INSERT OR REPLACE INTO sessions (client_id, expiry, disconnected_at, "
+                      "subscriptions) VALUES (?,?,?,?)",
+                      (client_id, expiry, disconnected_at, json.dumps(subs)))
+
+    def delete(self, client_id: str) -> None:
+        self._c.write("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+        self._c.write("DELETE FROM session_messages WHERE client_id = ?", (client_id,))
+
+    def add_message(self, client_id: str, message: Message, qos: int) -> int:
+        """Persist one owed message; returns its row id for `remove_message`."""
+        row_id = next(self._ids)
+        self._c.write(_INSERT, (row_id, client_id, message.topic, message.payload, qos,
+                                int(message.retain), pack_props(message.properties),
+                                message.created, message.expires_at, message.client_id))
+        return row_id
+
+    def remove_message(self, row_id: int) -> None:
+        self._c.write(_DELETE, (row_id,))
+
+    def load_all(self) -> list[StoredSession]:
+        """Every stored session with its owed messages in order (start-up, synchronous)."""
+        conn = self._c.connection
+        sessions: dict[str, StoredSession] = {}
+        for client_id, expiry, disconnected_at, subs in conn.execute(
+                "SELECT client_id, expiry, disconnected_at, subscriptions FROM sessions"):
+            parsed = [(Subscription(f, q, bool(nl), bool(rap), rh), ident)
+                      for f, q, nl, rap, rh, ident in json.loads(subs)]
+            sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, parsed)
+        for row in conn.execute("SELECT id, client_id, topic, payload, qos, retain, props, "
+                                "created, expires_at, origin FROM session_messages ORDER BY id"):
+            stored = sessions.get(row[1])
+            if stored is not None:
+                msg = message_from_row(row[2], row[3], row[4], row[5], row[6], row[9], row[7],
+                                       row[8])
+                stored.messages.append((row[0], msg, row[4]))
+        return list(sessions.values())
+
+
+class RetainedTable:
+    """Retained messages on disk, rewritten per topic."""
+
+    def __init__(self, committer: Committer) -> None:
+        self._c = committer
+
+    def persist(self, topic: str, message: Message | None) -> None:
+        if message is None:
+            self._c.write("DELETE FROM retained WHERE topic = ?", (topic,))
+        else:
+            self._c.write("INSERT OR REPLACE INTO retained (topic, payload, qos, props, created, "
+                          "expires_at, client_id) VALUES (?,?,?,?,?,?,?)",
+                          (topic, message.payload, message.qos, pack_props(message.properties),
+                           message.created, message.expires_at, message.client_id))
+
+    def load_all(self) -> list[Message]:
+        return [message_from_row(t, p, q, 1, props, cid, created, exp)
+                for t, p, q, props, created, exp, cid in self._c.connection.execute(
+                    "SELECT topic, payload, qos, props, created, expires_at, client_id "
+                    "FROM retained")]

@@ -1,0 +1,2 @@
+# socket for the WebAssembly MicroPython used by the firmware tests: see usocket.py.
+from usocket import *  # noqa: F403
