@@ -8,6 +8,7 @@ scenario starts a fresh broker with a fresh directory so that peak RSS (VmHWM) i
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -72,8 +73,12 @@ def mosquitto_config(port: int, workdir: Path, persistence: bool) -> str:
         "max_queued_messages 0\n"
         f"persistence {'true' if persistence else 'false'}\n"
         f"persistence_location {workdir}/\n"
+        # Run as whoever runs the benchmark: as root, mosquitto would otherwise switch to the
+        # `mosquitto` user, which cannot write its persistence file under bench/results/.
+        f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
         "log_dest stdout\n"
-        "log_type error\nlog_type warning\nlog_type notice\n"
+        "log_type error\nlog_type warning\n"
+        "connection_messages false\n"
     )
 
 

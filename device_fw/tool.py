@@ -394,7 +394,8 @@ def _run(args: argparse.Namespace) -> None:
         send_command(args.host, args.port, topic, payload, command_type=args.command_type,
                      mqtt5=args.mqtt == "5", username=args.username, password=args.password,
                      tls=args.tls, cafile=args.cafile)
-        print(f"sent to {topic}: {payload.decode(errors='replace')}")
+        shown = payload.decode(errors="replace")
+        print(f"sent to {topic}: {shown if len(shown) <= 200 else shown[:200] + '...'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

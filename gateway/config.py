@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -184,7 +185,19 @@ def _explain(message: str) -> str:
     if unknown:
         full = f"{key}.{unknown[1]}" if key else unknown[1]
         return f"{full}: unknown key; check its spelling against docs/config.md"
-    return f"{key or 'top level'}: {text[0].lower()}{text[1:]}"
+    explained = f"{key or 'top level'}: {text[0].lower()}{text[1:]}"
+    choices = _choices(key.rsplit(".", 1)[-1]) if text.startswith("Invalid enum") else ()
+    return explained + (f"; use one of {', '.join(choices)}" if choices else "")
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    """The allowed values of a Literal-typed key, for error messages."""
+    for struct in (Listener, MqttSettings, StorageSettings, AuthSettings, AdminSettings,
+                   ApplianceSettings, QueueSpec, Config):
+        hint = typing.get_type_hints(struct).get(name)
+        if hint is not None and typing.get_origin(hint) is Literal:
+            return tuple(str(a) for a in typing.get_args(hint))
+    return ()
 
 
 def _check(config: Config) -> None:

@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 image_dir=$(dirname "$here")
 target=$1
+building=$target.tmp
 : "${SUITE:=bookworm}" "${MIRROR:=http://deb.debian.org/debian}"
 : "${SECURITY_MIRROR:=http://deb.debian.org/debian-security}" "${INITRAMFS_MODULES:=most}"
 : "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH (the Makefile does)}"
@@ -38,7 +39,7 @@ run_mmdebstrap() {
     --include="$(package_list)" \
     --setup-hook="$(setup_hook)" \
     --customize-hook='umount "$1/boot/firmware"' \
-    "$SUITE" "$target" \
+    "$SUITE" "$building" \
     "deb $MIRROR $SUITE $components" \
     "deb $MIRROR $SUITE-updates $components" \
     "deb $SECURITY_MIRROR $SUITE-security $components"
@@ -47,9 +48,11 @@ run_mmdebstrap() {
 main() {
   require_root
   require_binfmt_aarch64
-  remove_tree "$target"
+  remove_tree "$building"
   log "stage 1: Debian $SUITE arm64 into $target (MODULES=$INITRAMFS_MODULES)"
   SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH run_mmdebstrap
+  remove_tree "$target"
+  mv "$building" "$target"
   log "stage 1 done: $(du -sh --one-file-system "$target" | cut -f1)"
 }
 

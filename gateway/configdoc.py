@@ -1,0 +1,166 @@
+"""Generate docs/config.md from the config schema, so the reference cannot drift.
+
+Every field of every struct in `gateway.config` needs an entry in `DESCRIPTIONS`; a test fails
+when one is missing or when docs/config.md differs from `render()`. Regenerate with
+`python -m gateway.configdoc > docs/config.md`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway import config as c
+
+DESCRIPTIONS: dict[str, str] = {
+    "data_dir": "Directory of the SQLite store (`edgeq.db`) and `admin.json`. Relative paths "
+                "are relative to the working directory. `--data-dir` overrides it.",
+    "log_level": "`debug`, `info`, `warning` or `error`. Under systemd, logs go to the journal.",
+    "listeners": "Sockets to accept MQTT on (array of tables). `--listen` replaces them all.",
+    "listeners.address": "`HOST:PORT` (IPv6 as `[::1]:1883`).",
+    "listeners.kind": "`tcp`, `tls`, `ws` (MQTT over WebSocket) or `wss` (WebSocket over TLS).",
+    "listeners.path": "HTTP path of a WebSocket listener.",
+    "listeners.certfile": "PEM server certificate (chain) for `tls`/`wss`.",
+    "listeners.keyfile": "PEM private key for `certfile`.",
+    "listeners.cafile": "PEM CA bundle that client certificates are verified against.",
+    "listeners.require_certificate": "Refuse TLS clients without a certificate signed by "
+                                     "`cafile`.",
+    "mqtt": "Protocol limits.",
+    "mqtt.max_packet_size": "Largest packet accepted, in bytes; a larger one is refused from its "
+                            "header (DISCONNECT 0x95) before it is buffered. Sent to 5.0 "
+                            "clients as Maximum Packet Size.",
+    "mqtt.receive_maximum": "How many unacknowledged QoS 1/2 PUBLISH a client may send us "
+                            "(5.0 Receive Maximum; more is a protocol error 0x93).",
+    "mqtt.topic_alias_maximum": "Topic aliases a 5.0 client may use towards us.",
+    "mqtt.max_keepalive": "Upper bound for client keepalive in seconds (0: none). A client "
+                          "asking for more (or 0) is told Server Keep Alive.",
+    "mqtt.max_session_expiry": "Upper bound for 5.0 session expiry in seconds.",
+    "mqtt.max_queued_messages": "QoS 1/2 messages kept per session beyond its in-flight window "
+                                "(offline clients included); further ones are dropped and counted.",
+    "mqtt.max_qos": "Highest QoS granted (0, 1 or 2).",
+    "mqtt.retain_available": "Whether retained messages are accepted.",
+    "mqtt.connect_timeout": "Seconds a new connection has to send CONNECT (slowloris guard).",
+    "mqtt.sys_interval": "Seconds between `$SYS/` updates (0: off).",
+    "mqtt.client_output_buffer": "Bytes a client may leave unread before it is disconnected.",
+    "storage": "The SQLite store.",
+    "storage.synchronous": "`normal`: an acknowledged message survives a process crash "
+                           "(`kill -9`); `full`: it also survives power loss, at the cost of one "
+                           "fsync per group commit. See docs/queues.md.",
+    "storage.memory_budget": "Bytes of in-memory queue windows and client buffers; above it the "
+                             "broker pauses reading from producers instead of growing.",
+    "storage.queue_window": "Messages per queue kept in RAM; the rest wait on disk.",
+    "auth": "Authentication and authorisation (docs/operations.md).",
+    "auth.allow_anonymous": "Accept clients without a user name.",
+    "auth.password_file": "Password file managed with `edgeq passwd` (empty: none).",
+    "auth.acl_file": "ACL file (empty: everyone may do everything they are authenticated for).",
+    "admin": "The admin API (HTTP/JSON on localhost; `edgeq queue`, `edgeq top`).",
+    "admin.listen": "`HOST:PORT` of the admin API. `--admin` overrides it.",
+    "admin.token": "Bearer token; empty: a random one is written to `DATA_DIR/admin.json` "
+                   "(mode 0600) at each start.",
+    "admin.enabled": "Serve the admin API at all.",
+    "appliance": "Raspberry Pi status LED and button (gpiozero).",
+    "appliance.status_led_pin": "BCM pin of the status LED (unset: no LED).",
+    "appliance.button_pin": "BCM pin of the button (unset: no button).",
+    "appliance.long_press_seconds": "Hold time that turns a press into a clean shutdown.",
+    "appliance.backlog_threshold": "Total queued messages above which the LED shows `backlog`.",
+    "queues": "Durable queues (array of tables; docs/queues.md).",
+    "queues.filter": "Topic filter whose messages the queue stores (wildcards allowed).",
+    "queues.name": "Queue name for `$queue/<name>`, matching `[0-9A-Za-z][-.0-9A-Za-z_]*`; "
+                   "defaults to the filter.",
+    "queues.dispatch": "`round_robin`, `least_inflight`, `random` or `sticky`.",
+    "queues.last_value_key": "Makes it a last-value queue: `user_property:NAME`, "
+                             "`topic_level:N`, `json:PATH` or `client_id`; alternatives "
+                             "joined by `|` are tried in order.",
+    "queues.template": "One queue per concrete topic of a wildcard filter, created on first "
+                       "publish or subscribe.",
+    "queues.max_messages": "Hard limit on stored messages.",
+    "queues.max_bytes": "Hard limit on stored payload and topic bytes.",
+    "queues.ttl": "Seconds a message may wait (0: forever); MQTT 5 message expiry also applies.",
+    "queues.overflow": "At a limit: `drop_oldest`, `reject_new` (5.0 PUBACK 0x97) or `block` "
+                       "(stop reading from the producer until there is room).",
+    "queues.max_inflight": "Unacknowledged messages per consumer (also capped by its 5.0 "
+                           "Receive Maximum).",
+    "queues.ack_timeout": "Seconds before an unacknowledged message is redelivered (0: never).",
+    "queues.max_deliveries": "Deliveries before a message moves to the dead-letter queue "
+                             "(0: unlimited).",
+}
+
+_SECTIONS: list[tuple[str, type[msgspec.Struct]]] = [
+    ("", c.Config), ("listeners", c.Listener), ("mqtt", c.MqttSettings),
+    ("storage", c.StorageSettings), ("auth", c.AuthSettings), ("admin", c.AdminSettings),
+    ("appliance", c.ApplianceSettings), ("queues", c.QueueSpec)]
+_STRUCT_FIELDS = {"listeners", "mqtt", "storage", "auth", "admin", "appliance", "queues", "source"}
+
+EXAMPLE = """\
+data_dir = "/var/lib/edgeq"
+
+[[listeners]]
+address = "0.0.0.0:1883"
+
+[[listeners]]
+address = "0.0.0.0:8883"
+kind = "tls"
+certfile = "/etc/edgeq/tls/server.crt"
+keyfile = "/etc/edgeq/tls/server.key"
+
+[auth]
+allow_anonymous = false
+password_file = "/etc/edgeq/passwd"
+acl_file = "/etc/edgeq/acl"
+
+[[queues]]
+filter = "images/+"
+name = "ocr-jobs"
+dispatch = "least_inflight"
+
+[[queues]]
+filter = "lights/+/commands"
+template = true
+last_value_key = "user_property:command_type|json:command_type"
+"""
+
+
+def fields_of(struct: type[msgspec.Struct]) -> list[msgspec.structs.FieldInfo]:
+    return list(msgspec.structs.fields(struct))
+
+
+def _default(field: msgspec.structs.FieldInfo) -> str:
+    if field.default is not msgspec.NODEFAULT:
+        value = field.default
+    elif field.default_factory is not msgspec.NODEFAULT:
+        value = field.default_factory()
+    else:
+        return "required"
+    if value is None:
+        return "unset"
+    if isinstance(value, (list, msgspec.Struct)):
+        return "see below" if not isinstance(value, list) or value else "none"
+    return f"`{msgspec.json.encode(value).decode()}`"
+
+
+def render() -> str:
+    out = ["# Configuration reference", "",
+           "<!-- generated by `python -m gateway.configdoc`; a test checks it -->", "",
+           "edgeq reads one TOML file (`edgeq serve --config FILE`; `/etc/edgeq/edgeq.toml` on "
+           "the image). Without `--config` it uses an embedded default that listens on "
+           "127.0.0.1:1883, stores under `./var/` and declares the smart-light command queue. "
+           "Unknown keys are refused; every error names the file, the key and the fix. "
+           "Command-line flags (`--listen`, `--data-dir`, `--admin`) override the file.", "",
+           "## Example", "", "```toml", EXAMPLE.rstrip(), "```", ""]
+    for section, struct in _SECTIONS:
+        title = "Top level" if not section else (
+            f"[[{section}]]" if section in ("listeners", "queues") else f"[{section}]")
+        out += [f"## {title}", ""]
+        if section:
+            out += [DESCRIPTIONS[section], ""]
+        out += ["| key | default | meaning |", "|---|---|---|"]
+        for field in fields_of(struct):
+            if not section and field.name in _STRUCT_FIELDS:
+                continue
+            key = f"{section}.{field.name}" if section else field.name
+            out.append(f"| `{field.name}` | {_default(field)} | {DESCRIPTIONS[key]} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

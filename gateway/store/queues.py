@@ -1,0 +1,193 @@
+"""Queue storage: the SQL behind the queue engine, on top of the group-commit `Committer`.
+
+Every statement the hot path issues is one fixed SQL string, so the writer thread reuses the
+prepared statement. Inserts are submitted at once (the producer's PUBACK waits for them); deletes
+after acknowledgement and delivery-count updates are buffered and handed to the committer once
+per commit cycle as one `executemany` each. Start-up reads are synchronous on the committer's
+connection and use aggregates (depth and bytes come from the covering index of schema v2), so a
+million queued messages are not read to start.
+
+This module knows SQL and rows; what a queue does with them is `gateway.queues`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from gateway.messages import Message
+from gateway.mqtt.properties import Properties
+from gateway.store.committer import Committer
+
+COLUMNS = ("id, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,"
+           " size")
+INSERT = ("INSERT INTO queue_messages (id, queue, topic, payload, qos, props, lv_key, deliveries,"
+          " created, expires_at, client_id, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+DELETE = "DELETE FROM queue_messages WHERE id = ?"
+SET_DELIVERIES = "UPDATE queue_messages SET deliveries = ? WHERE id = ?"
+WINDOW = f"SELECT {COLUMNS} FROM queue_messages WHERE queue = ? AND id > ? ORDER BY id LIMIT ?"
+DELETE_AFTER = "DELETE FROM queue_messages WHERE queue = ? AND id > ?"
+DELETE_QUEUE = "DELETE FROM queue_messages WHERE queue = ?"
+SAVE_QUEUE = ("INSERT INTO queues (name, spec, created, origin) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, origin = excluded.origin")
+DROP_QUEUE = "DELETE FROM queues WHERE name = ?"
+
+_decode_props = msgspec.msgpack.Decoder(Properties).decode
+_encode = msgspec.msgpack.Encoder().encode
+
+
+@dataclass(slots=True, frozen=True)
+class StoredRow:
+    """One queued message as read back from disk."""
+
+    id: int
+    message: Message
+    lv_key: str | None
+    deliveries: int
+    size: int
+
+
+@dataclass(slots=True, frozen=True)
+class StoredQueue:
+    """One row of table `queues`: a queue definition that must survive a restart."""
+
+    name: str
+    spec: bytes
+    origin: str
+    created: float
+
+
+def encode_props(props: Properties) -> bytes | None:
+    """The property dict as msgpack, or None for a message without properties."""
+    return _encode(props) if props else None
+
+
+def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
+    """A `WINDOW` row into the message it holds."""
+    (id_, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,
+     size) = row
+    properties: Properties = _decode_props(props) if props else {}
+    message = Message(topic, payload, qos, False, properties, client_id or "", created,
+                      expires_at)
+    return StoredRow(id_, message, lv_key, deliveries, size)
+
+
+class QueueStore:
+    """What the queue engine asks of the disk. Call from the event loop only."""
+
+    def __init__(self, committer: Committer) -> None:
+        self.committer = committer
+        self._deletes: list[tuple[int]] = []
+        self._deliveries: dict[int, int] = {}
+        self._armed = False
+
+    @property
+    def failed(self) -> str | None:
+        """Why the last transaction failed, or None while the store is healthy."""
+        return self.committer.failed
+
+    # -- start-up, synchronous ---------------------------------------------------------------
+
+    def load_definitions(self) -> list[StoredQueue]:
+        rows = self.committer.connection.execute(
+            "SELECT name, spec, origin, created FROM queues ORDER BY created, name").fetchall()
+        return [StoredQueue(name, spec if isinstance(spec, bytes) else spec.encode(),
+                            origin or "runtime", created or 0.0)
+                for name, spec, origin, created in rows]
+
+    def load_summaries(self) -> dict[str, tuple[int, int]]:
+        """{queue: (messages, bytes)} from the covering index (queue, id, size)."""
+        rows = self.committer.connection.execute(
+            "SELECT queue, count(*), total(size) FROM queue_messages GROUP BY queue").fetchall()
+        return {queue: (count, int(size)) for queue, count, size in rows}
+
+    def max_id(self) -> int:
+        row = self.committer.connection.execute("SELECT max(id) FROM queue_messages").fetchone()
+        return int(row[0] or 0)
+
+    def load_keys(self, queue: str) -> list[tuple[str, int, int]]:
+        """(last-value key, id, size) of every keyed message of `queue`, oldest first."""
+        return self.committer.connection.execute(
+            "SELECT lv_key, id, size FROM queue_messages WHERE queue = ? AND lv_key IS NOT NULL"
+            " ORDER BY id", (queue,)).fetchall()
+
+    def load_window(self, queue: str, after: int, limit: int) -> list[StoredRow]:
+        rows = self.committer.connection.execute(WINDOW, (queue, after, limit)).fetchall()
+        return [row_to_stored(row) for row in rows]
+
+    # -- run time --------------------------------------------------------------------------
+
+    def read_window(self, queue: str, after: int, limit: int,
+                    done: Callable[[list[StoredRow]], None]) -> None:
+        """The next `limit` messages of `queue` after id `after`, read behind pending writes."""
+        self.flush()
+
+        def query(conn: sqlite3.Connection) -> list[StoredRow]:
+            return [row_to_stored(row) for row in conn.execute(WINDOW, (queue, after, limit))]
+
+        self.committer.read(query, done)
+
+    def insert(self, id_: int, queue: str, message: Message, props: bytes | None,
+               lv_key: str | None, deliveries: int, created: float) -> None:
+        self.committer.write(INSERT, (id_, queue, message.topic, message.payload, message.qos,
+                                      props, lv_key, deliveries, created, message.expires_at,
+                                      message.client_id or None, message.size))
+
+    def delete_now(self, id_: int) -> None:
+        """Delete in the transaction of the writes submitted with it (replacement, drop)."""
+        self._deliveries.pop(id_, None)
+        self.committer.write(DELETE, (id_,))
+
+    def delete(self, id_: int) -> None:
+        """Delete soon, grouped with others (acknowledged messages)."""
+        self._deliveries.pop(id_, None)
+        self._deletes.append((id_,))
+        self._arm()
+
+    def set_deliveries(self, id_: int, deliveries: int) -> None:
+        self._deliveries[id_] = deliveries
+        self._arm()
+
+    def delete_after(self, queue: str, after: int) -> None:
+        self.committer.write(DELETE_AFTER, (queue, after))
+
+    def delete_many(self, ids: list[int]) -> None:
+        for id_ in ids:
+            self._deliveries.pop(id_, None)
+        self.committer.write_many(DELETE, [(id_,) for id_ in ids])
+
+    def drop_queue(self, name: str) -> None:
+        self.committer.write(DELETE_QUEUE, (name,))
+        self.committer.write(DROP_QUEUE, (name,))
+
+    def save_definition(self, name: str, spec: bytes, origin: str) -> None:
+        self.committer.write(SAVE_QUEUE, (name, spec, time.time(), origin))
+
+    def forget_definition(self, name: str) -> None:
+        self.committer.write(DROP_QUEUE, (name,))
+
+    def _arm(self) -> None:
+        # Once per commit cycle: the callback runs when the current transaction is durable,
+        # by which time every acknowledgement of that cycle has been buffered.
+        if not self._armed:
+            self._armed = True
+            self.committer.on_commit(self._flush_on_commit)
+
+    def _flush_on_commit(self, _ok: bool) -> None:
+        self._armed = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered deletes and delivery counts to the committer now."""
+        if self._deliveries:
+            updates = [(n, id_) for id_, n in self._deliveries.items()]
+            self._deliveries = {}
+            self.committer.write_many(SET_DELIVERIES, updates)
+        if self._deletes:
+            deletes, self._deletes = self._deletes, []
+            self.committer.write_many(DELETE, deletes)

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Stage 2 of the image: edgeq on top of the Debian base. Copies the base, then adds the image's
+# system configuration (overlay/), the systemd units of the repository (systemd/), the users,
+# edgeq in its own venv (/opt/edgeq/venv, from wheels, no network), first-boot provisioning,
+# and the Raspberry Pi boot configuration. Takes a few minutes.
+#
+# usage: build-rootfs.sh BASE_DIR TARGET_DIR WHEELS_DIR UNITS_DIR
+# env:   SOURCE_DATE_EPOCH
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+image_dir=$(dirname "$here")
+base=$1 final=$2 wheels=$3 units=$4
+target=$final.tmp
+: "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH (the Makefile does)}"
+export SOURCE_DATE_EPOCH
+
+VENV=/opt/edgeq/venv
+ADMIN=admin
+ENABLE=(edgeq.service edgeq-firstboot.service edgeq-growroot.service edgeq-ssh-hostkeys.service
+        ssh.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service)
+
+copy_base() {
+  remove_tree "$target"
+  cp -a --reflink=auto "$base" "$target"
+}
+
+# Work in TARGET.tmp and rename at the end: a failed build never leaves a half-made TARGET.
+finish() {
+  remove_tree "$final"
+  mv "$target" "$final"
+}
+
+install_overlay() {
+  cp -a "$image_dir/overlay/." "$target/"
+  chmod 0440 "$target/etc/sudoers.d/010-edgeq-admin"
+  install -D -m 0755 "$image_dir/firstboot/edgeq_firstboot.py" \
+    "$target/usr/lib/edgeq-image/edgeq_firstboot.py"
+  install -D -m 0644 "$image_dir/../docs/image.md" "$target/usr/share/doc/edgeq-image/image.md"
+}
+
+# The repository's systemd/ directory, installed where each kind of file belongs.
+install_units() {
+  [ -f "$units/edgeq.service" ] || die "no edgeq.service in $units"
+  local f name
+  for f in "$units"/*; do
+    name=$(basename "$f")
+    case "$name" in
+      *.service|*.socket|*.timer|*.path|*.target)
+        install -m 0644 "$f" "$target/usr/lib/systemd/system/$name" ;;
+      *.sysusers) install -m 0644 "$f" "$target/usr/lib/sysusers.d/${name%.sysusers}.conf" ;;
+      *.tmpfiles) install -m 0644 "$f" "$target/usr/lib/tmpfiles.d/${name%.tmpfiles}.conf" ;;
+      *.rules) install -m 0644 "$f" "$target/etc/udev/rules.d/$name" ;;
+      *) log "not installed from $units: $name" ;;
+    esac
+  done
+}
+
+# edgeq and gpio from the sysusers files; `admin` logs in with a key only ('*': no password
+# can ever match, unlike '!' which sshd may treat as a locked account).
+create_users() {
+  in_chroot "$target" systemd-sysusers
+  grep -q "^gpio:" "$target/etc/group" || in_chroot "$target" groupadd --system gpio
+  in_chroot "$target" useradd --create-home --shell /bin/bash --user-group \
+    --groups sudo,adm,systemd-journal,gpio "$ADMIN"
+  in_chroot "$target" usermod --password '*' "$ADMIN"
+  in_chroot "$target" usermod --password '*' root
+}
+
+# edgeq in its own venv. --system-site-packages lets it use Debian's python3-systemd.
+install_edgeq() {
+  mkdir -p "$target/tmp/edgeq-wheels"
+  cp "$wheels"/*.whl "$target/tmp/edgeq-wheels/"
+  in_chroot "$target" python3 -m venv --system-site-packages "$VENV"
+  in_chroot "$target" "$VENV/bin/pip" install --no-index --no-cache-dir \
+    --find-links /tmp/edgeq-wheels edgeq lgpio
+  in_chroot "$target" "$VENV/bin/pip" freeze --all > "$target/opt/edgeq/manifest.txt"
+  rm -rf "$target/tmp/edgeq-wheels"
+  ln -sf "$VENV/bin/edgeq" "$target/usr/local/bin/edgeq"
+}
+
+enable_units() {
+  in_chroot "$target" systemctl enable "${ENABLE[@]}"
+  # It would wait for answers on the console at first boot: a headless gateway has no one there.
+  in_chroot "$target" systemctl mask systemd-firstboot.service
+}
+
+# The Pi's cmdline.txt must name the root partition by label (the build host's root is not it),
+# and the HDMI console comes last so boot messages and provisioning errors appear on a screen.
+configure_boot() {
+  cat >> "$target/etc/default/raspi-firmware" <<'EOF'
+
+# edgeq image (image/scripts/build-rootfs.sh):
+ROOTPART="LABEL=RASPIROOT"
+CONSOLES="ttyS1,115200 tty0"
+EOF
+  in_chroot "$target" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
+}
+
+# Per-gateway identity is made at first boot, never shipped in the image.
+make_anonymous() {
+  rm -f "$target"/etc/ssh/ssh_host_*
+  : > "$target/etc/machine-id"
+  rm -f "$target/var/lib/dbus/machine-id" "$target/var/lib/systemd/random-seed"
+  printf 'edgeq\n' > "$target/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tedgeq\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+    > "$target/etc/hosts"
+  ln -sf ../run/systemd/resolve/stub-resolv.conf "$target/etc/resolv.conf"
+  find "$target/var/log" -type f -delete
+  rm -rf "$target/var/cache/apt/"*.bin "$target/tmp/"* "$target/root/.cache"
+}
+
+write_release() {
+  local edgeq kernel
+  edgeq=$(grep -i '^edgeq==' "$target/opt/edgeq/manifest.txt" | cut -d= -f3)
+  kernel=$(basename "$(ls "$target"/boot/vmlinuz-* | sort -V | tail -1)" | sed 's/vmlinuz-//')
+  cat > "$target/etc/edgeq-image-release" <<EOF
+EDGEQ_VERSION=$edgeq
+DEBIAN_SUITE=$(cat "$target/etc/debian_version")
+KERNEL=$kernel
+VENV=$VENV
+SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH
+EOF
+}
+
+main() {
+  require_root
+  require_binfmt_aarch64
+  [ -d "$base" ] || die "no base stage at $base: run 'make -C image base'"
+  log "stage 2: edgeq into $final"
+  copy_base
+  install_overlay
+  install_units
+  create_users
+  install_edgeq
+  enable_units
+  configure_boot
+  make_anonymous
+  write_release
+  finish
+  log "stage 2 done: $(du -sh --one-file-system "$final" | cut -f1)"
+}
+
+main "$@"
