@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -166,9 +167,9 @@ def _cell(value: Any) -> str:
 
 def _device(argv: list[str]) -> int:
     try:
-        from device_fw.tool import main as device_main  # type: ignore[import-not-found]
+        tool = importlib.import_module("device_fw.tool")
     except ImportError:
         print("edgeq: the device tool needs the source tree (device_fw/); run it from a clone",
               file=sys.stderr)
         return 1
-    return int(device_main(argv))
+    return int(tool.main(argv))

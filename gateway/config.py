@@ -32,7 +32,7 @@ class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     pass
 
 
-class Listener(_Struct):
+class Listener(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One socket the broker accepts MQTT connections on."""
 
     address: str
@@ -52,7 +52,7 @@ class Listener(_Struct):
         return split_address(self.address)[1]
 
 
-class MqttSettings(_Struct):
+class MqttSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_packet_size: Annotated[int, Meta(ge=64, le=268_435_460)] = 1_048_576
     receive_maximum: Annotated[int, Meta(ge=1, le=65535)] = 100
     topic_alias_maximum: Annotated[int, Meta(ge=0, le=65535)] = 32
@@ -66,32 +66,32 @@ class MqttSettings(_Struct):
     client_output_buffer: Positive = 4 * 1024 * 1024
 
 
-class StorageSettings(_Struct):
+class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     synchronous: Literal["normal", "full"] = "normal"
     memory_budget: Positive = 64 * 1024 * 1024
     queue_window: Positive = 1000
 
 
-class AuthSettings(_Struct):
+class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     allow_anonymous: bool = True
     password_file: str = ""
     acl_file: str = ""
 
 
-class AdminSettings(_Struct):
+class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:18083"
     token: str = ""
     enabled: bool = True
 
 
-class ApplianceSettings(_Struct):
+class ApplianceSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     status_led_pin: int | None = None
     button_pin: int | None = None
     long_press_seconds: Annotated[float, Meta(gt=0)] = 3.0
     backlog_threshold: NonNegative = 10_000
 
 
-class QueueSpec(_Struct):
+class QueueSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A durable queue bound to a topic filter (docs/queues.md)."""
 
     filter: str
@@ -112,7 +112,7 @@ class QueueSpec(_Struct):
         return self.name or self.filter
 
 
-class Config(_Struct):
+class Config(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     listeners: list[Listener] = msgspec.field(

@@ -14,7 +14,7 @@ GatewayFactory = Callable[..., GatewayProcess]
 
 @pytest.fixture
 def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
-    """Start edgeq gateways: `gateway_factory(config_text="", extra_args=[...])`; all stopped after."""
+    """Start gateways: `gateway_factory(config_text="", extra_args=[...])`; stopped after."""
     started: list[GatewayProcess] = []
 
     def make(config_text: str = "", **kwargs: object) -> GatewayProcess:

@@ -34,7 +34,8 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     ('[[queues]]\nfilter = "a"\nname = "-bad"', r"queues\[0\].name: '-bad' must match"),
     ('[[queues]]\nfilter = "a"\ntemplate = true', r"queues\[0\].template: a template queue"),
     ('[[listeners]]\naddress = "nowhere"', r"listeners\[0\].address: 'nowhere' is not HOST:PORT"),
-    ('[[listeners]]\naddress = "0.0.0.0:8883"\nkind = "tls"', r"listeners\[0\]: a tls listener needs certfile and keyfile"),
+    ('[[listeners]]\naddress = "0.0.0.0:8883"\nkind = "tls"',
+     r"listeners\[0\]: a tls listener needs certfile and keyfile"),
     ("data_dir = ", r"not valid TOML"),
 ])
 def test_mistakes_are_explained(text: str, message: str) -> None:

@@ -8,7 +8,7 @@ import time
 from bench import swarm
 from bench.blocking import BlockingClient
 from bench.brokers import EDGEQ, MOSQUITTO, Broker, BrokerSetup, QueueDecl
-from bench.clients import PublisherSpec
+from bench.clients import PublisherSpec, SubscriberSpec
 from bench.metrics import sample, status_kib
 from bench.scenarios.common import (
     FAILED,
@@ -16,9 +16,13 @@ from bench.scenarios.common import (
     Outcome,
     Scenario,
     ScenarioError,
+    apply_check,
+    check_ids,
     fill_from_phase,
+    require_finished,
     running_broker,
 )
+from bench.scenarios.live import expected_ids
 from bench.workers import Phase, WorkerSpec, run_phase
 
 BURST_TOPIC = "burst/data"
@@ -56,9 +60,24 @@ def run_burst(ctx: Context, kind: str) -> list[Outcome]:
             burst.reason = (f"timeout: {fill.acked}/{count} acknowledged "
                             f"in {fill.window.seconds:.0f}s")
         _restart(broker, ready, fill.acked)
+        if ctx.quick and not fill.timed_out:
+            _verify_after_restart(ctx, broker, ready, count)
     finally:
         broker.stop()
     return [burst, ready]
+
+
+def _verify_after_restart(ctx: Context, broker: Broker, out: Outcome, count: int) -> None:
+    """Drain the restarted broker: every acknowledged message must still be there, once."""
+    if broker.kind == EDGEQ:
+        sub = SubscriberSpec("burst-drain", "$q/burst/#", 1, len(BURST_TOPIC), late=True)
+    else:
+        sub = SubscriberSpec("burst-holder", None, 1, len(BURST_TOPIC), clean=False, late=True)
+    drain = run_phase(Phase((WorkerSpec(subscribers=(sub,)),), expected=count,
+                            timeout=ctx.timeout(60)), broker)
+    require_finished(drain, "drained after restart", count)
+    out.extra["drain msg/s"] = count / drain.window.seconds
+    apply_check(out, check_ids(drain.ids(), expected_ids((PublisherSpec("", 0, (), 1, count),))))
 
 
 def _restart(broker: Broker, out: Outcome, queued: int) -> None:
@@ -123,5 +142,6 @@ SCENARIOS = [
     Scenario("burst", "burst, QoS 1, no consumer; then restart", run_burst,
              note="burst: edgeq holds the messages in a `block` queue (max 2,000,000); Mosquitto "
                   "in an offline persistent session (persistence on, saved at SIGTERM). "
-                  "ready-queued: stop, restart on the same store, spawn to first CONNACK."),
+                  "ready-queued: stop, restart on the same store, spawn to first CONNACK; "
+                  "with --quick the restarted broker is then drained and every message checked."),
 ]

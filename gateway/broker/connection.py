@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from gateway.broker.server import Broker
 
 log = logging.getLogger("gateway.connection")
-_FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "correlation_data",
-              "user_property")
+_FORWARDED = frozenset(("payload_format_indicator", "content_type", "response_topic",
+                        "correlation_data", "user_property"))
 
 
 class Connection(asyncio.Protocol):
@@ -77,7 +77,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
         self.last_seen = self.connected_at = self.broker.loop.time()
-        transport.set_write_buffer_limits(high=min(self._write_limit, 256 * 1024))
+        self.transport.set_write_buffer_limits(high=min(self._write_limit, 256 * 1024))
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -191,7 +191,7 @@ class Connection(asyncio.Protocol):
     def _encode_v5(self, out: Outgoing, packet_id: int, now: float) -> bytes:
         msg = out.message
         src = msg.properties
-        props: Properties = {k: src[k] for k in _FORWARDED if k in src}  # type: ignore[misc]
+        props = cast(Properties, {k: v for k, v in src.items() if k in _FORWARDED})
         remaining = msg.remaining_expiry(now)
         if remaining is not None:
             props["message_expiry_interval"] = remaining

@@ -42,11 +42,11 @@ class RetainedStore:
         path: list[tuple[_Node, str]] = []
         node = self._root
         for level in topic.split("/"):
-            child = node.children.get(level)
-            if child is None:
+            found = node.children.get(level)
+            if found is None:
                 return
             path.append((node, level))
-            node = child
+            node = found
         if node.message is not None:
             node.message = None
             self.count -= 1
@@ -78,9 +78,9 @@ def _walk(node: _Node, levels: list[str], i: int, out: list[Message], top: bool 
             if not (top and name.startswith("$")):
                 _walk(child, levels, i + 1, out)
     else:
-        child = node.children.get(level)
-        if child is not None:
-            _walk(child, levels, i + 1, out)
+        exact = node.children.get(level)
+        if exact is not None:
+            _walk(exact, levels, i + 1, out)
 
 
 def _collect_all(node: _Node, out: list[Message], skip_dollar: bool) -> None:

@@ -8,6 +8,7 @@ binary frames through a small transport facade.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, cast
 
 from wsproto import ConnectionType, WSConnection
@@ -108,10 +109,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def close(self) -> None:
         if self.raw is not None and not self.raw.is_closing():
             if self.open:
-                try:
+                with contextlib.suppress(LocalProtocolError):
                     self.raw.write(self.ws.send(CloseConnection(code=1000)))
-                except LocalProtocolError:
-                    pass
             self.raw.close()
 
     def _abort(self) -> None:

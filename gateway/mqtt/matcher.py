@@ -60,9 +60,9 @@ class TopicTrie(Generic[K, V]):
                 return None
             path.append((node, level))
             node = child
-        value = node.values.pop(key, None)
-        if value is None:
+        if key not in node.values:
             return None
+        value = node.values.pop(key)
         self._count -= 1
         for parent, level in reversed(path):
             child = parent.children[level]
@@ -83,13 +83,30 @@ class TopicTrie(Generic[K, V]):
         """Every (key, value) whose filter matches `topic`."""
         out: list[tuple[K, V]] = []
         levels = topic.split("/")
-        root = self._root
+        depth = len(levels)
+        # An explicit stack, not recursion: a topic may have thousands of levels.
+        stack: list[tuple[_Node[K, V], int]] = []
         if topic[:1] == "$":
-            child = root.children.get(levels[0])
+            child = self._root.children.get(levels[0])
             if child is not None:
-                _collect(child, levels, 1, out)
+                stack.append((child, 1))
         else:
-            _collect(root, levels, 0, out)
+            stack.append((self._root, 0))
+        while stack:
+            node, i = stack.pop()
+            children = node.children
+            hash_node = children.get("#")
+            if hash_node is not None and hash_node.values:
+                out.extend(hash_node.values.items())
+            if i == depth:
+                out.extend(node.values.items())
+                continue
+            plus = children.get("+")
+            if plus is not None:
+                stack.append((plus, i + 1))
+            child = children.get(levels[i])
+            if child is not None:
+                stack.append((child, i + 1))
         return out
 
     def items(self) -> Iterator[tuple[str, K, V]]:
@@ -101,21 +118,3 @@ class TopicTrie(Generic[K, V]):
                 yield prefix, key, value
             for level, child in node.children.items():
                 stack.append((f"{prefix}/{level}" if node is not self._root else level, child))
-
-
-def _collect(node: _Node[K, V], levels: list[str], i: int,
-             out: list[tuple[K, V]]) -> None:
-    children = node.children
-    hash_node = children.get("#")
-    if hash_node is not None and hash_node.values:
-        out.extend(hash_node.values.items())
-    if i == len(levels):
-        if node.values:
-            out.extend(node.values.items())
-        return
-    child = children.get(levels[i])
-    if child is not None:
-        _collect(child, levels, i + 1, out)
-    plus = children.get("+")
-    if plus is not None:
-        _collect(plus, levels, i + 1, out)

@@ -1,9 +1,9 @@
 """Last-value key expressions: which part of a message names the value it replaces.
 
 Forms: `user_property:NAME` (MQTT 5), `topic_level:N` (0-based), `json:PATH` (dotted, for 3.1.1
-producers), `client_id`; alternatives joined by `|` are tried in order
-(`user_property:command_type|json:command_type`). A message without the key yields None and is kept as an ordinary
-message: never replaced and never dropped.
+producers), `client_id`; alternatives joined by `|` are tried in
+order (`user_property:command_type|json:command_type`). A message without the key yields
+None and is kept as an ordinary message: never replaced and never dropped.
 """
 
 from __future__ import annotations

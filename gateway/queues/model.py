@@ -9,9 +9,12 @@ does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from gateway.messages import Message
+
+if TYPE_CHECKING:
+    from gateway.queues.queue import Queue
 
 Kind = Literal["standard", "last_value", "template", "instance", "dead_letter"]
 QUOTA_EXCEEDED = 0x97
@@ -140,7 +143,7 @@ class Member:
     """One consumer's subscription to one queue, with its unacknowledged messages."""
 
     consumer: Consumer
-    queue: str
+    queue: Queue
     qos: int
     inflight: dict[int, Entry] = field(default_factory=dict)
     acked: int = 0

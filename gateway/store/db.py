@@ -21,24 +21,24 @@ class StoreError(Exception):
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["queues"].create({"name": str, "spec": str, "created": float, "origin": str},
+    db.table("queues").create({"name": str, "spec": str, "created": float, "origin": str},
                         pk="name", if_not_exists=True)
-    db["queue_messages"].create(
+    db.table("queue_messages").create(
         {"id": int, "queue": str, "topic": str, "payload": bytes, "qos": int, "props": bytes,
          "lv_key": str, "deliveries": int, "created": float, "expires_at": float,
          "client_id": str, "size": int},
         pk="id", if_not_exists=True)
-    db["queue_messages"].create_index(["queue", "id"], if_not_exists=True)
-    db["queue_messages"].create_index(["queue", "lv_key"], if_not_exists=True)
-    db["sessions"].create({"client_id": str, "expiry": int, "disconnected_at": float,
+    db.table("queue_messages").create_index(["queue", "id"], if_not_exists=True)
+    db.table("queue_messages").create_index(["queue", "lv_key"], if_not_exists=True)
+    db.table("sessions").create({"client_id": str, "expiry": int, "disconnected_at": float,
                            "subscriptions": str}, pk="client_id", if_not_exists=True)
-    db["session_messages"].create(
+    db.table("session_messages").create(
         {"id": int, "client_id": str, "topic": str, "payload": bytes, "qos": int,
          "retain": int, "props": bytes, "created": float, "expires_at": float,
          "origin": str},
         pk="id", if_not_exists=True)
-    db["session_messages"].create_index(["client_id", "id"], if_not_exists=True)
-    db["retained"].create({"topic": str, "payload": bytes, "qos": int, "props": bytes,
+    db.table("session_messages").create_index(["client_id", "id"], if_not_exists=True)
+    db.table("retained").create({"topic": str, "payload": bytes, "qos": int, "props": bytes,
                            "created": float, "expires_at": float, "client_id": str},
                           pk="topic", if_not_exists=True)
 
@@ -46,7 +46,7 @@ def _v1(db: sqlite_utils.Database) -> None:
 def _v2(db: sqlite_utils.Database) -> None:
     """Queue depth and bytes at start-up come from one covering index, not 1M table reads."""
     db.execute("DROP INDEX IF EXISTS idx_queue_messages_queue_id")
-    db["queue_messages"].create_index(["queue", "id", "size"], if_not_exists=True)
+    db.table("queue_messages").create_index(["queue", "id", "size"], if_not_exists=True)
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}

@@ -12,7 +12,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 image_dir=$(dirname "$here")
 target=$1
-building=$target.tmp
 : "${SUITE:=bookworm}" "${MIRROR:=http://deb.debian.org/debian}"
 : "${SECURITY_MIRROR:=http://deb.debian.org/debian-security}" "${INITRAMFS_MODULES:=most}"
 : "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH (the Makefile does)}"
@@ -39,7 +38,7 @@ run_mmdebstrap() {
     --include="$(package_list)" \
     --setup-hook="$(setup_hook)" \
     --customize-hook='umount "$1/boot/firmware"' \
-    "$SUITE" "$building" \
+    "$SUITE" "$target" \
     "deb $MIRROR $SUITE $components" \
     "deb $MIRROR $SUITE-updates $components" \
     "deb $SECURITY_MIRROR $SUITE-security $components"
@@ -48,11 +47,9 @@ run_mmdebstrap() {
 main() {
   require_root
   require_binfmt_aarch64
-  remove_tree "$building"
+  remove_tree "$target"
   log "stage 1: Debian $SUITE arm64 into $target (MODULES=$INITRAMFS_MODULES)"
   SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH run_mmdebstrap
-  remove_tree "$target"
-  mv "$building" "$target"
   log "stage 1 done: $(du -sh --one-file-system "$target" | cut -f1)"
 }
 

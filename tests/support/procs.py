@@ -126,7 +126,8 @@ class MosquittoProcess:
             f"persistence_location {self.workdir}/\n{self.extra_config}\n"
         )
         log = (self.workdir / f"mosquitto-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log,
+                                     stderr=subprocess.STDOUT)
         log.close()
         wait_for_port(self.port)
         return self
