@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import machine, report
+from bench import machine, profile, report
 from bench.brokers import BROKERS, REPO
 from bench.runner import run_all
 from bench.scenarios import ALL, BY_NAME, TITLES
@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, help="seconds for the whole run (default: "
                    f"{BUDGET_S[False]:.0f}, quick {BUDGET_S[True]:.0f})")
     p.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    p.add_argument("--profile", action="store_true",
+                   help="record edgeq with py-spy during each scenario and print where the "
+                        "time goes (figures of a profiled run are perturbed)")
+    p.add_argument("--keep-data", action="store_true",
+                   help="keep the brokers' data files (only logs and configs are kept otherwise)")
     return p.parse_args(argv)
 
 
@@ -41,6 +46,15 @@ def raise_fd_limit() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def prune(workdir: Path) -> None:
+    """Delete the brokers' stores (a full run leaves hundreds of MB); keep logs and configs."""
+    for path in sorted(workdir.rglob("*"), reverse=True):
+        if path.is_file() and path.suffix not in (".log", ".conf", ".toml"):
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: the machine is already {busy:.0%} busy; figures will be noisy",
               file=sys.stderr)
     budget = args.budget or BUDGET_S[args.quick]
-    ctx = Context(args.quick, args.out / "work" / stem, time.monotonic() + budget)
+    ctx = Context(args.quick, args.out / "work" / stem, time.monotonic() + budget,
+                  args.out / f"{stem}-profile" if args.profile else None)
     scenarios = [BY_NAME[n] for n in args.scenario] if args.scenario else ALL
-    outcomes = run_all(ctx, scenarios, tuple(args.broker or BROKERS))
+    try:
+        outcomes = run_all(ctx, scenarios, tuple(args.broker or BROKERS))
+    finally:
+        if not args.keep_data:
+            prune(ctx.workdir)
     rows = report.table_rows(outcomes, TITLES)
     notes = [s.note for s in scenarios if s.note] + [
         "* the busiest load-generator process used >90% of a core: msg/s may be "
@@ -68,9 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full", "started": started.isoformat(),
         "seconds": (datetime.now(UTC) - started).total_seconds(), "machine": info,
         "notes": notes}, outcomes, markdown)
+    if ctx.profile_dir is not None:
+        print_profiles(ctx.profile_dir)
     print(f"\nresults: {md_path.relative_to(REPO) if md_path.is_relative_to(REPO) else md_path}"
           f" and {json_path.name}")
     return exit_status(outcomes)
+
+
+def print_profiles(directory: Path) -> None:
+    for raw in sorted(directory.glob("*-edgeq.txt")):
+        text = profile.summarize(raw)
+        raw.with_suffix(".summary").write_text(text + "\n")
+        print("\n" + text)
 
 
 def exit_status(outcomes: list[Outcome]) -> int:

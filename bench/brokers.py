@@ -82,6 +82,17 @@ def mosquitto_config(port: int, workdir: Path, persistence: bool) -> str:
     )
 
 
+# Like Mosquitto's `max_queued_messages 0`: a persistent session keeps everything it is sent
+# (edgeq's default, 10,000, would drop most of the drain scenario's messages).
+EDGEQ_MAX_QUEUED = 10_000_000
+
+
+def edgeq_config(queues: list[QueueDecl]) -> str:
+    """edgeq's defaults, except the session queue limit and the scenario's queues."""
+    mqtt = f"[mqtt]\nmax_queued_messages = {EDGEQ_MAX_QUEUED}\n"
+    return "\n".join([mqtt, *(q.toml() for q in queues)])
+
+
 @dataclass
 class Broker:
     """One broker child process of a scenario."""
@@ -90,6 +101,7 @@ class Broker:
     workdir: Path
     setup: BrokerSetup
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)  # edgeq's admin API, off the default
     proc: subprocess.Popen[bytes] | None = None
     ready_seconds: float = 0.0
 
@@ -109,13 +121,11 @@ class Broker:
             conf.write_text(mosquitto_config(self.port, self.workdir, self.setup.persistence))
             binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
             return [binary, "-c", str(conf)]
-        cmd = [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", str(self.workdir / "data")]
-        if self.setup.queues:
-            conf = self.workdir / "edgeq.toml"
-            conf.write_text("\n".join(q.toml() for q in self.setup.queues))
-            cmd += ["--config", str(conf)]
-        return cmd
+        conf = self.workdir / "edgeq.toml"
+        conf.write_text(edgeq_config(self.setup.queues))
+        return [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{self.port}",
+                "--data-dir", str(self.workdir / "data"), "--config", str(conf),
+                "--admin", f"127.0.0.1:{self.admin_port}"]
 
     def start(self) -> Broker:
         """Start and wait until CONNECT is answered; `ready_seconds` is spawn to CONNACK."""

@@ -251,7 +251,7 @@ def _await(conns: dict[int, Connection], wanted: tuple[str, ...], broker: Broker
             if isinstance(msg, WorkerResult):
                 results[i] = msg
                 if msg.error:
-                    raise PhaseError(msg.error)
+                    raise PhaseError(f"{msg.error}; broker log: {broker.log_tail(2)}")
                 said[i] = "result"
             elif msg in wanted:
                 said[i] = msg
@@ -280,5 +280,5 @@ def _measure(phase: Phase, broker: Broker, sh: _Shared, conns: list[Connection])
     workers = [results.get(i, WorkerResult(error="no result")) for i in range(len(conns))]
     for w in workers:
         if w.error:
-            raise PhaseError(w.error)
+            raise PhaseError(f"{w.error}; broker log: {broker.log_tail(2)}")
     return PhaseResult(metrics.Window(start, end), workers, timed_out, received)

@@ -143,7 +143,8 @@ class Runner:
         if importlib.util.find_spec(module) is None:
             raise ToolError(f"{module} is not installed: pip install 'edgeq[device]'")
         cmd = [sys.executable, "-m", module, *args]
-        print("$ " + shlex.join([module, *args]), flush=True)
+        shown = [a if "\n" not in a else f"<{a.count(chr(10))}-line script>" for a in args]
+        print("$ " + shlex.join([module, *shown]), flush=True)
         if self.dry_run:
             return
         rc = subprocess.run(cmd, check=False).returncode

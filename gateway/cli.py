@@ -38,14 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin", metavar="HOST:PORT", help="admin API address")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
+    admin = argparse.ArgumentParser(add_help=False)
+    _admin_flags(admin)
     queue = commands.add_parser("queue", help="list, show, create, purge or delete queues")
-    _admin_flags(queue)
     actions = queue.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="every queue with depth and lag")
+    actions.add_parser("list", help="every queue with depth and lag", parents=[admin])
     for name, text in (("show", "one queue in detail"), ("purge", "drop every ready message"),
                        ("delete", "remove a queue and its messages")):
-        actions.add_parser(name, help=text).add_argument("name")
-    create = actions.add_parser("create", help="declare a queue at run time")
+        actions.add_parser(name, help=text, parents=[admin]).add_argument("name")
+    create = actions.add_parser("create", help="declare a queue at run time", parents=[admin])
     create.add_argument("filter")
     for option in QUEUE_OPTIONS:
         create.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="VALUE")

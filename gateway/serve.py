@@ -14,9 +14,11 @@ from pathlib import Path
 
 from gateway import config as config_mod
 from gateway.admin import api as admin_api
+from gateway.appliance.gpio import LedState, NullPanel, Panel, led_state, open_panel
 from gateway.appliance.systemd import Notifier, format_status
 from gateway.broker.server import Broker
 from gateway.config import Config, ConfigError
+from gateway.messages import Message
 from gateway.store.db import StoreError
 
 log = logging.getLogger("gateway")
@@ -34,12 +36,22 @@ class Gateway:
         self.broker = Broker(config)
         self.stopping = asyncio.Event()
         self._servers: list[asyncio.Server] = []
+        self.panel: Panel = NullPanel()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.notifier.start_watchdog()
+        appliance = self.config.appliance
+        self.panel = open_panel(led_pin=appliance.status_led_pin, button_pin=appliance.button_pin,
+                                long_press_seconds=appliance.long_press_seconds,
+                                on_status=self.report_status, on_shutdown=self.stopping.set,
+                                loop=loop)
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
-        await self.broker.start()
+        try:
+            await self.broker.start()
+        except StoreError:
+            self.panel.show(LedState.STORAGE_ERROR)
+            raise
         if self.config.admin.enabled:
             self._servers.append(await admin_api.start(self.broker, self.reload))
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,6 +68,7 @@ class Gateway:
         for server in self._servers:
             server.close()
         await self.broker.stop()
+        self.panel.close()
         await self.notifier.stop_watchdog()
 
     def status_line(self) -> str:
@@ -63,9 +76,21 @@ class Gateway:
                              len(self.broker.engine.stats()))
 
     async def _report_status(self) -> None:
+        """Every 2 s: systemd STATUS= and the LED pattern."""
+        threshold = self.config.appliance.backlog_threshold
         while True:
-            await asyncio.sleep(2)
             self.notifier.status(self.status_line())
+            self.panel.show(led_state(storage_ok=self.broker.committer.failed is None,
+                                      backlog=self.broker.engine.backlog,
+                                      threshold=threshold or None))
+            await asyncio.sleep(2)
+
+    def report_status(self) -> None:
+        """Short button press: the status to the log and to `$SYS/broker/status`."""
+        line = self.status_line()
+        log.info("status: %s", line)
+        self.broker.publish(Message("$SYS/broker/status", line.encode(), 0, True, {}, "",
+                                    self.broker.clock()))
 
     async def reload(self) -> str:
         """SIGHUP: re-read the config file, password file, ACL and queue definitions."""

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.brokers import BROKERS, Broker, BrokerSetup
+from bench.brokers import BROKERS, EDGEQ, Broker, BrokerSetup
 from bench.metrics import latency_ms
+from bench.profile import Profiler
 from bench.workers import PhaseResult
 
 OK = "ok"
@@ -51,6 +52,7 @@ class Context:
     quick: bool
     workdir: Path
     deadline: float  # time.monotonic() by which the whole run should be over
+    profile_dir: Path | None = None  # record edgeq with py-spy into this directory
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
@@ -80,9 +82,15 @@ def running_broker(ctx: Context, scenario: str, kind: str, setup: BrokerSetup,
     if workdir.exists() and not keep:
         raise ScenarioError(f"{workdir} already exists")
     broker = Broker(kind, workdir, setup).start()
+    profiler = None
+    if ctx.profile_dir is not None and kind == EDGEQ:
+        ctx.profile_dir.mkdir(parents=True, exist_ok=True)
+        profiler = Profiler(broker.pid, ctx.profile_dir / f"{scenario}-edgeq.txt")
     try:
         yield broker
     finally:
+        if profiler is not None:
+            profiler.stop()
         broker.stop()
 
 

@@ -40,8 +40,8 @@ FANIN_MEMBERS = 3
 
 def run_fanin(ctx: Context, kind: str) -> list[Outcome]:
     per_pub = ctx.size(25_000, 2_500)
-    pubs = tuple(PublisherSpec(f"fanin-pub{p}", p, (f"bench/fan/{p}",), 1, per_pub,
-                               ack_window=250) for p in range(FANIN_PUBLISHERS))
+    pubs = tuple(PublisherSpec(f"fanin-pub{p}", p, (f"bench/fan/{p}",), 1, per_pub)
+                 for p in range(FANIN_PUBLISHERS))
     subs = tuple(SubscriberSpec(f"fanin-sub{i}", "$share/g/bench/fan/+", 1, len("bench/fan/0"))
                  for i in range(FANIN_MEMBERS))
     return run_live(ctx, kind, Live("fanin", pubs, subs))

@@ -78,7 +78,7 @@ class StatusLed:
 
     def __init__(self, pin: int, *, pin_factory: Any = None, time_scale: float = 1.0) -> None:
         """`time_scale` shortens or stretches every pattern (tests use < 1)."""
-        from gpiozero import LED  # noqa: PLC0415
+        from gpiozero import LED
 
         self._led = LED(pin, pin_factory=pin_factory)
         self._scale = time_scale
@@ -130,7 +130,7 @@ class StatusButton:
 
     def __init__(self, pin: int, *, long_press_seconds: float, on_status: Callback,
                  on_shutdown: Callback, pin_factory: Any = None) -> None:
-        from gpiozero import Button  # noqa: PLC0415
+        from gpiozero import Button
 
         self._on_status = on_status
         self._on_shutdown = on_shutdown
@@ -228,7 +228,7 @@ def open_panel(*, led_pin: int | None, button_pin: int | None, long_press_second
     if led_pin is None and button_pin is None:
         return NullPanel()
     try:
-        from gpiozero.exc import GPIOZeroError, PinFactoryFallback  # noqa: PLC0415
+        from gpiozero.exc import GPIOZeroError, PinFactoryFallback
     except ImportError as exc:
         log.warning("GPIO status LED and button disabled: gpiozero is not installed (%s)", exc)
         return NullPanel()

@@ -102,8 +102,9 @@ class Notifier:
 
     def __init__(self, env: Mapping[str, str] | None = None, send: NotifySend | None = None,
                  pid: int | None = None) -> None:
-        """`env` defaults to os.environ; `send` to systemd.daemon.notify (or the built-in
-        datagram sender when systemd-python is absent). Both are parameters for tests."""
+        """`env` (default os.environ) decides whether notifying is on and the watchdog
+        interval; `send` defaults to systemd.daemon.notify, or the built-in datagram sender
+        when systemd-python is absent (both read the socket address from os.environ)."""
         env = os.environ if env is None else env
         self.enabled = bool(env.get("NOTIFY_SOCKET"))
         self.watchdog_interval = watchdog_interval(env, os.getpid() if pid is None else pid)

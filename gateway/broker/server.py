@@ -155,8 +155,11 @@ class Broker:
                      extra={"CLIENT_ID": client_id, "REASON": "session taken over"})
             self._detach(old)
             old.disconnect(Reason.SESSION_TAKEN_OVER, "another client connected with this id")
-        self.wills.cancel(client_id)
         session = self.sessions.get(client_id)
+        if session is not None and session.link is None and self._expired(session, self.clock()):
+            self._discard(session)  # expired offline since the last tick: it must not resume
+            session = None
+        self.wills.cancel(client_id)
         if session is not None and clean_start:
             self._discard(session)
             session = None
@@ -225,6 +228,11 @@ class Broker:
             self._discard(session)
         else:
             self._save_session(session, now)
+
+    @staticmethod
+    def _expired(session: Session, now: float) -> bool:
+        """Whether an offline session has outlived its expiry interval."""
+        return session.expiry != MAX_EXPIRY and now - session.disconnected_at >= session.expiry
 
     def _discard(self, session: Session) -> None:
         """End a session: its subscriptions, owed messages and any pending will."""
@@ -319,7 +327,7 @@ class Broker:
         for pending in self.wills.due(now):
             self.publish_will(pending.client_id, pending.will)
         for session in [s for s in self.sessions.values() if s.link is None]:
-            if session.expiry != MAX_EXPIRY and now - session.disconnected_at >= session.expiry:
+            if self._expired(session, now):
                 self._discard(session)
         self.engine.tick(now)
         interval = self.config.mqtt.sys_interval

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from gateway.messages import Message
 from gateway.mqtt.packets import Subscription, Will
+from gateway.queues.model import Delivery
 
 
 @dataclass(slots=True)
@@ -116,6 +117,11 @@ class Session:
             pid = pid % 65535 + 1
         self.next_packet_id = pid % 65535 + 1
         return pid
+
+    def queue_deliver(self, delivery: Delivery) -> None:
+        """A queue hands this session (a consumer) one message (`queues.engine.Consumer`)."""
+        self.deliver(Outgoing(delivery.message, delivery.qos, False, (), 0, delivery.token,
+                              delivery.queue, delivery.dup))
 
     def drain(self) -> None:
         """Move queued messages into flight while the window and the socket allow."""

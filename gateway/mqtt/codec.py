@@ -369,8 +369,6 @@ def _decode_subscribe(body: bytes, version: int) -> Subscribe:
         properties, pos = props.decode(body, pos, end, Where.SUBSCRIBE)
         if len(properties.get("subscription_identifier", ())) > 1:
             raise protocol_error("more than one subscription identifier")
-        if 0 in properties.get("subscription_identifier", ()):
-            raise protocol_error("subscription identifier 0")
     subs: list[Subscription] = []
     while pos < end:
         topic_filter, pos = wire.read_utf8(body, pos, end)

@@ -16,9 +16,7 @@ def topic_name_error(topic: str) -> str | None:
         return "empty topic name"
     if "+" in topic or "#" in topic:
         return "wildcard in a topic name"
-    if len(topic.encode()) > 0xFFFF:
-        return "topic name longer than 65535 bytes"
-    return None
+    return _string_error(topic, "topic name")
 
 
 def topic_filter_error(topic_filter: str) -> str | None:
@@ -31,6 +29,19 @@ def topic_filter_error(topic_filter: str) -> str | None:
             return "'#' must be the last level on its own"
         if "+" in level and level != "+":
             return "'+' must occupy a whole level"
+    return _string_error(topic_filter, "topic filter")
+
+
+def _string_error(text: str, what: str) -> str | None:
+    """The rules every MQTT string obeys: no U+0000 [MQTT-4.7.3-2], at most 65535 bytes."""
+    if "\x00" in text:
+        return f"U+0000 in a {what}"
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        return f"surrogate code point in a {what}"
+    if size > 0xFFFF:
+        return f"{what} longer than 65535 bytes"
     return None
 
 

@@ -85,6 +85,12 @@ class QueueStore:
         self._deletes: list[tuple[int]] = []
         self._deliveries: dict[int, int] = {}
         self._armed = False
+        self._reads = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is buffered, being written or being read for the queues."""
+        return bool(self._reads or self._deletes or self._deliveries or self.committer.pending)
 
     @property
     def failed(self) -> str | None:
@@ -130,7 +136,13 @@ class QueueStore:
         def query(conn: sqlite3.Connection) -> list[StoredRow]:
             return [row_to_stored(row) for row in conn.execute(WINDOW, (queue, after, limit))]
 
-        self.committer.read(query, done)
+        self._reads += 1
+
+        def finished(rows: list[StoredRow]) -> None:
+            self._reads -= 1
+            done(rows)
+
+        self.committer.read(query, finished)
 
     def insert(self, id_: int, queue: str, message: Message, props: bytes | None,
                lv_key: str | None, deliveries: int, created: float) -> None:

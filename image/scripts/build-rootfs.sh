@@ -69,6 +69,12 @@ create_users() {
   in_chroot "$target" usermod --password '*' root
 }
 
+# As edgeq.tmpfiles sets them at boot: configuration (it may hold secrets) readable by edgeq only.
+secure_config() {
+  in_chroot "$target" chown root:edgeq /etc/edgeq/edgeq.toml
+  chmod 0640 "$target/etc/edgeq/edgeq.toml"
+}
+
 # edgeq in its own venv. --system-site-packages lets it use Debian's python3-systemd.
 install_edgeq() {
   mkdir -p "$target/tmp/edgeq-wheels"
@@ -134,6 +140,7 @@ main() {
   install_overlay
   install_units
   create_users
+  secure_config
   install_edgeq
   enable_units
   configure_boot

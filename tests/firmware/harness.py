@@ -50,6 +50,17 @@ def ensure_node_modules() -> None:
         raise RuntimeError(f"npm ci in {HERE} failed:\n{proc.stderr[-2000:]}")
 
 
+def run_micropython(code: str, *, copies: dict[str, Path] | None = None,
+                    timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run `code` in the interpreter (with the board support modules); {device_path: host}."""
+    ensure_node_modules()
+    args = ["node", str(RUNNER)]
+    for dest, host in (copies or {}).items():
+        args += ["--copy", f"{host}:{dest}"]
+    return subprocess.run([*args, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
 def device_config(port: int, **overrides: Any) -> dict[str, Any]:
     """A config.json for a light talking to 127.0.0.1:`port`, quick to retry for tests."""
     cfg: dict[str, Any] = {
@@ -242,7 +253,7 @@ class Observer:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self._subscribed.wait(10):
@@ -256,7 +267,7 @@ class Observer:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Message(msg.topic, msg.payload, bool(msg.retain)))
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
             self._cond.notify_all()
 
     def mark(self) -> int:

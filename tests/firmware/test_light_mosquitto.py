@@ -30,7 +30,7 @@ PLAIN_TOPICS = {"commands": "lights/{id}/commands"}
 STATE = f"lights/{DEVICE_ID}/state"
 STATUS = f"lights/{DEVICE_ID}/status"
 APPLIED = r"command applied on lights/light-1/commands"
-CONNECTED = r"mqtt: connected to 127\.0\.0\.1"
+ONLINE = r"mqtt: subscribed to lights/light-1/commands; online"
 
 
 def test_boot_reports_online_and_state_then_will_says_offline(
@@ -54,7 +54,7 @@ def test_commands_drive_the_led_and_the_retained_state(
         mosquitto: MosquittoProcess, device_factory: DeviceFactory) -> None:
     dev = device_factory(device_config(mosquitto.port, topics=PLAIN_TOPICS)).start()
     with observing(mosquitto.port, [STATE]) as obs:
-        dev.wait_for(CONNECTED)
+        dev.wait_for(ONLINE)
         send(mosquitto.port, "set-color", "green", command_id="c-1")
         obs.wait_for(STATE, state_is(color="#00ff00", last_command_id="c-1"))
         assert dev.hw.colors()[-1] == GREEN
@@ -103,7 +103,7 @@ def test_malformed_commands_are_acknowledged_and_do_not_stop_the_light(
            '{"command_type": "set-brightness", "brightness": 250}',
            '{"command_type": "power", "power": true}', "\xff\xfe{", "x" * 2000]
     with observing(mosquitto.port, [STATE]) as obs:
-        dev.wait_for(CONNECTED)
+        dev.wait_for(ONLINE)
         for payload in bad:
             send_raw(mosquitto.port, payload)
         send(mosquitto.port, "set-color", "blue", command_id="after-the-bad-ones")
@@ -116,7 +116,7 @@ def test_malformed_commands_are_acknowledged_and_do_not_stop_the_light(
     # Acknowledged means gone: after a power cut and a reboot, none of them comes back.
     dev.kill()
     dev.start()
-    dev.wait_for(CONNECTED, count=2)
+    dev.wait_for(ONLINE, count=2)
     with observing(mosquitto.port, [STATE]) as obs:
         send(mosquitto.port, "power", "off", command_id="sentinel")
         obs.wait_for(STATE, state_is(last_command_id="sentinel"))
@@ -126,27 +126,28 @@ def test_malformed_commands_are_acknowledged_and_do_not_stop_the_light(
 def test_a_broker_restart_is_survived_by_reconnecting(
         mosquitto: MosquittoProcess, device_factory: DeviceFactory) -> None:
     dev = device_factory(device_config(mosquitto.port, topics=PLAIN_TOPICS)).start()
-    dev.wait_for(CONNECTED)
+    with observing(mosquitto.port, [STATE]) as obs:
+        obs.wait_for(STATE)  # the light is idle now, reading
     mosquitto.stop()
     dev.wait_for(r"link down: .*retrying in \d+ ms", count=2)  # refused while it is away
     mosquitto.start()  # same port; this mosquitto forgets sessions, so the light resubscribes
-    dev.wait_for(CONNECTED, count=2)
+    dev.wait_for(ONLINE, count=2)
     with observing(mosquitto.port, [STATE]) as obs:
         send(mosquitto.port, "set-color", "green")
         obs.wait_for(STATE, state_is(color="#00ff00"))
     assert dev.hw.colors()[-1] == GREEN
-    assert "connection closed by the gateway" in dev.console
+    assert "link down: connection closed by the gateway" in dev.console
 
 
 def test_wifi_loss_is_survived_by_rejoining(
         mosquitto: MosquittoProcess, device_factory: DeviceFactory) -> None:
     dev = device_factory(device_config(mosquitto.port, topics=PLAIN_TOPICS)).start()
-    dev.wait_for(CONNECTED)
+    dev.wait_for(ONLINE)
     dev.set_wifi(up=False)
     dev.wait_for("wifi: link lost")
     dev.wait_for(r"link down: .*wifi: no ap found", count=2)
     dev.set_wifi(up=True)
-    dev.wait_for(CONNECTED, count=2)
+    dev.wait_for(ONLINE, count=2)
     with observing(mosquitto.port, [STATE]) as obs:
         send(mosquitto.port, "set-color", "red")
         obs.wait_for(STATE, state_is(color="#ff0000"))
@@ -173,7 +174,7 @@ def test_neopixel_driver(mosquitto: MosquittoProcess, device_factory: DeviceFact
     led = {"driver": "neopixel", "pin": 5, "count": 3}
     dev = device_factory(device_config(mosquitto.port, topics=PLAIN_TOPICS, led=led)).start()
     with observing(mosquitto.port, [STATE]) as obs:
-        dev.wait_for(CONNECTED)
+        dev.wait_for(ONLINE)
         send(mosquitto.port, "set-color", "#ff8000")
         obs.wait_for(STATE, state_is(color="#ff8000"))
     writes = dev.hw.events("bitstream")
@@ -187,7 +188,7 @@ def test_the_precompiled_firmware_runs_too(
     cfg = device_config(mosquitto.port, topics=PLAIN_TOPICS)
     dev = device_factory(cfg, tree=compiled_tree).start()
     with observing(mosquitto.port, [STATE]) as obs:
-        dev.wait_for(CONNECTED)
+        dev.wait_for(ONLINE)
         send(mosquitto.port, "set-color", "green")
         obs.wait_for(STATE, state_is(color="#00ff00"))
     assert "umqtt from /lib/umqtt/simple.mpy" in dev.console

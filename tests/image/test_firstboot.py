@@ -7,17 +7,22 @@ landed in the root file system, what was left on the boot partition and what was
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.conftest import GatewayFactory
 from tests.image.conftest import DEFAULT_CONFIG, FIRSTBOOT
 
 AS_ROOT = os.geteuid() == 0
+CONNECT = bytes.fromhex("100c00044d5154540402003c0000")  # MQTT 3.1.1, clean session
+CONNACK_ACCEPTED = bytes.fromhex("20020000")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk8cK2x3Xx1cNnRgqGbbqYJgqIwuLQ1Rq3oZ1mS9pWn ops@laptop"
 
 
@@ -25,9 +30,10 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def schema_check(firstboot: ModuleType) -> object:
+def schema_check(firstboot: ModuleType) -> Callable[[Path], str | None]:
     """The checker the image uses, with this repository's interpreter (which has gateway)."""
-    return firstboot.schema_checker(Path(sys.executable))
+    checker: Callable[[Path], str | None] = firstboot.schema_checker(Path(sys.executable))
+    return checker
 
 
 # --- everything at once ------------------------------------------------------------------
@@ -119,6 +125,18 @@ def test_bad_toml_is_reported_and_the_default_config_stays(
     assert (root / "etc/hostname").read_text() == "gw-2\n"
 
 
+def test_after_bad_toml_the_gateway_starts_with_the_safe_default(
+        firstboot: ModuleType, boot: Path, root: Path, gateway_factory: GatewayFactory) -> None:
+    (boot / "edgeq.toml").write_text("[auth\nallow_anonymous = false\n")
+    assert firstboot.main(boot, root, check_config=schema_check(firstboot)) == 1
+
+    # What the service would read: the image default, served (on a free loopback port here).
+    gw = gateway_factory(config_text=(root / "etc/edgeq/edgeq.toml").read_text())
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(CONNECT)
+        assert s.recv(4) == CONNACK_ACCEPTED
+
+
 def test_schema_errors_name_the_key(firstboot: ModuleType, boot: Path, root: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     (boot / "edgeq.toml").write_text('[[listeners]]\naddress = "0.0.0.0:1883"\nport = 1\n')
@@ -140,7 +158,7 @@ def test_schema_check_steps_aside_without_edgeq(firstboot: ModuleType, boot: Pat
 
 
 def test_the_image_default_config_is_valid_for_edgeq(firstboot: ModuleType) -> None:
-    assert schema_check(firstboot)(DEFAULT_CONFIG) is None  # type: ignore[operator]
+    assert schema_check(firstboot)(DEFAULT_CONFIG) is None
 
 
 def test_errors_carry_a_journal_priority_under_systemd(

@@ -19,7 +19,7 @@ from gateway.mqtt.packets import (
     Subscription,
 )
 from gateway.mqtt.reasons import MQTTError, Reason
-from tests.mqtt.test_known_packets import h
+from tests.mqtt.helpers import h
 
 MALFORMED = Reason.MALFORMED_PACKET
 PROTOCOL = Reason.PROTOCOL_ERROR
@@ -107,12 +107,8 @@ def test_reserved_packet_type_0_is_malformed() -> None:
     assert reason_of(h("00 00")) == MALFORMED
 
 
-@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
-def test_auth_does_not_exist_before_5_0(version: int) -> None:
-    if version == MQTT_5:
-        assert Decoder(version=version).feed(h("f0 00"))
-    else:
-        assert reason_of(h("f0 00"), version) == PROTOCOL
+def test_auth_does_not_exist_before_5_0() -> None:
+    assert reason_of(h("f0 00"), MQTT_311) == PROTOCOL
 
 
 # ---------------------------------------------------------------------------------- CONNECT
@@ -131,7 +127,8 @@ def test_packet_before_connect_is_a_protocol_error() -> None:
 def test_unknown_protocol_level_is_unsupported_protocol(connect: bytes) -> None:
     with pytest.raises(UnsupportedProtocol) as err:
         Decoder().feed(connect)
-    assert err.value.reason == Reason.UNSUPPORTED_PROTOCOL_VERSION == 0x84
+    assert err.value.reason == Reason.UNSUPPORTED_PROTOCOL_VERSION
+    assert int(err.value.reason) == 0x84
     assert isinstance(err.value, MQTTError)
 
 
@@ -141,7 +138,7 @@ def test_unknown_protocol_name_is_a_protocol_error() -> None:
 
 @pytest.mark.parametrize("connect", [
     h("10 0e 0004 'MQTT' 04 03 003c 0002 'c1'"),   # reserved flag bit 0
-    h("10 0e 0004 'MQTT' 04 1a 003c 0002 'c1'"),   # will QoS 3 (0x18) with will flag... unset
+    h("10 0e 0004 'MQTT' 04 1a 003c 0002 'c1'"),   # will QoS 3 (0x18)
     h("10 0e 0004 'MQTT' 04 22 003c 0002 'c1'"),   # will retain without the will flag
     h("10 0e 0004 'MQTT' 04 42 003c 0002 'c1'"),   # 3.1.1: password without user name
     h("10 0f 0004 'MQTT' 04 02 003c 0002 'c1' 00"),  # a byte after the payload
@@ -154,8 +151,8 @@ def test_malformed_connect(connect: bytes) -> None:
 
 def test_connect_v5_property_not_allowed_in_the_will() -> None:
     # will properties with session expiry interval (0x11), which only CONNECT may carry
-    connect = h("10 1b 0004 'MQTT' 05 06 003c 00 0001 'c' 05 11 00000005 0001 'w' 0000")
-    assert reason_of(connect[:1] + bytes((len(connect) - 2,)) + connect[2:], 0) == MALFORMED
+    connect = h("10 19 0004 'MQTT' 05 06 003c 00 0001 'c' 05 11 00000005 0001 'w' 0000")
+    assert reason_of(connect, version=0) == MALFORMED
 
 
 # ---------------------------------------------------------------------------------- PUBLISH
@@ -175,7 +172,7 @@ def test_publish_topic_not_mqtt_utf8_is_malformed(topic: bytes, version: int) ->
 @pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
 def test_wildcard_in_publish_topic_is_topic_name_invalid(topic: str, version: int) -> None:
     wire = encode(Publish(topic, b"x"), version)
-    assert reason_of(wire, version) == Reason.TOPIC_NAME_INVALID == 0x90
+    assert int(reason_of(wire, version)) == 0x90  # TOPIC_NAME_INVALID
 
 
 def test_publish_empty_topic_v311_is_a_protocol_error() -> None:
@@ -367,8 +364,7 @@ def test_unsuback_v5_without_reason_codes_is_malformed() -> None:
 
 # ---------------------------------------------------------------------------------- recovery
 
-def test_packets_before_a_bad_one_are_returned_when_fed_separately() -> None:
-    decoder = Decoder(version=MQTT_311)
-    assert decoder.feed(h("c0 00")) != []
+def test_a_bad_packet_in_the_same_feed_takes_the_good_ones_before_it_along() -> None:
+    # Documented limitation: feed() raises, so a PINGREQ fed with a bad packet is not returned.
     with pytest.raises(MQTTError):
-        decoder.feed(h("36 00"))
+        Decoder(version=MQTT_311).feed(h("c0 00") + h("36 00"))

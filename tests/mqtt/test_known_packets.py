@@ -30,14 +30,7 @@ from gateway.mqtt.packets import (
     Unsubscribe,
     Will,
 )
-
-
-def h(text: str) -> bytes:
-    """Bytes from spaced hex with quoted ASCII runs: h("00 04 'MQTT' 04")."""
-    out = bytearray()
-    for i, chunk in enumerate(text.split("'")):
-        out += chunk.encode() if i % 2 else bytes.fromhex(chunk)
-    return bytes(out)
+from tests.mqtt.helpers import h
 
 
 def check(packet: Packet, version: int, wire: bytes) -> None:

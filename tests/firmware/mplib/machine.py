@@ -10,6 +10,7 @@
 #   {"ev": "reset"}                                              machine.reset(); exits 75
 import json
 import time
+
 import _host
 from ubinascii import hexlify
 
@@ -102,7 +103,7 @@ class Pin:
         self.value(0)
 
     def __repr__(self):
-        return "Pin(%d)" % self.id
+        return f"Pin({self.id})"
 
 
 class PWM:

@@ -9,6 +9,7 @@
 # Events are recorded like the machine double's: {"ev": "wifi", "state": "connected"}.
 import json
 import time
+
 import _host
 import _netbridge
 
@@ -128,7 +129,7 @@ class WLAN:
     def config(self, *args, **kwargs):
         if args == ("mac",):
             return b"\x24\x0a\xc4\x12\x34\x56"
-        if args == ("essid",) or args == ("ssid",):
+        if args in (("essid",), ("ssid",)):
             return self._ssid or ""
         if args:
             raise ValueError("unknown config param")

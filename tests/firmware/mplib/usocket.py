@@ -8,6 +8,7 @@
 # raise OSError with the interpreter's errno numbers; an unknown host raises OSError(-202) as
 # the ESP32 port does.
 import errno
+
 import _netbridge as _nb
 from ubinascii import hexlify, unhexlify
 
@@ -43,7 +44,7 @@ def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
     return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (r, port))]
 
 
-class socket:
+class socket:  # noqa: N801 - the name MicroPython (and CPython) give it
     def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=IPPROTO_TCP):
         if type != SOCK_STREAM:
             raise OSError(errno.EOPNOTSUPP)

@@ -1,0 +1,454 @@
+"""One durable queue: its limits, last-value index, consumers, in-flight messages and RAM window.
+
+Every message of a queue is a row on disk. In RAM a queue holds only a bounded window of the
+oldest ready messages (`ready`, at most `queue_window`), the messages in flight, and for a
+last-value queue one small stub per key. Newer messages that do not fit wait on disk
+(`DiskSegment`) and are read back in id order, behind the pending writes, when the window runs
+low. Ids only grow, so "after the last id loaded" is always the rest of the queue.
+
+A message is ready, then in flight to one member, then either acknowledged (deleted), given
+back to the head of the queue (disconnect, timeout, reject) or dead-lettered after
+`max_deliveries`. Nothing here waits or does I/O itself: writes go to the store, which groups
+them, and a window refill answers later through a callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from gateway.config import QueueSpec
+from gateway.messages import Message
+from gateway.queues.dispatch import Sticky, make_strategy, sticky_key
+from gateway.queues.keys import KeyFunc, compile_key
+from gateway.queues.model import (
+    ENTRY_OVERHEAD,
+    NEVER,
+    Consumer,
+    Counters,
+    Delivery,
+    Entry,
+    Kind,
+    Member,
+)
+from gateway.queues.window import Context, DiskSegment
+from gateway.store.queues import StoredRow
+
+log = logging.getLogger(__name__)
+INF = float("inf")
+ADMIT, DROP_NEW, REJECT, BLOCK = 0, 1, 2, 3
+STICKY_LOOKAHEAD = 256
+
+
+class Queue:
+    """A queue's state and the operations on it; the engine routes to it."""
+
+    def __init__(self, spec: QueueSpec, kind: Kind, ctx: Context, origin: str = "config",
+                 parent: str = "") -> None:
+        self.name = spec.queue_name
+        self.kind = kind
+        self.origin = origin  # config | runtime | instance | dlq | orphan
+        self.parent = parent  # the template of an instance, the queue of a dead-letter queue
+        self.bound = kind not in ("instance", "dead_letter") and origin != "orphan"
+        self.ctx = ctx
+        self.ready: deque[Entry] = deque()
+        self.lv: dict[str, Entry] = {}  # key -> its READY message (in RAM or a disk stub)
+        self.members: list[Member] = []
+        self.waiters: list[Callable[[], None]] = []
+        self.c = Counters()
+        self.depth = self.bytes = self.inflight = self.inflight_bytes = 0
+        self.disk = DiskSegment(self)
+        self.has_deadlines = False
+        self.in_rate = self.out_rate = 0.0
+        self.seen = (0, 0)  # counters at the last rate update
+        self.spec = spec
+        self.key_fn: KeyFunc | None = None
+        self.apply(spec)
+
+    def apply(self, spec: QueueSpec) -> None:
+        """Take new settings (reload); messages, consumers and counters stay."""
+        old = getattr(self, "strategy", None)
+        if old is None or old.name != spec.dispatch:
+            self.strategy = make_strategy(spec.dispatch)
+        if spec.last_value_key != self.spec.last_value_key or self.key_fn is None:
+            self.key_fn = compile_key(spec.last_value_key) if spec.last_value_key else None
+            if spec.last_value_key != self.spec.last_value_key:
+                self.lv.clear()  # a new key expression: stored messages become ordinary
+        if self.kind in ("standard", "last_value"):
+            self.kind = "last_value" if self.key_fn else "standard"
+        self.spec = spec
+        self.max_messages = spec.max_messages or INF
+        self.max_bytes = spec.max_bytes or INF
+        for entry in self.ready:
+            entry.deadline = self.deadline(entry.message, entry.created)
+            self.has_deadlines |= entry.deadline != NEVER
+
+    def deadline(self, message: Message | None, created: float) -> float:
+        """When a message stops being deliverable: TTL since enqueue, or its 5.0 expiry."""
+        limit = created + self.spec.ttl if self.spec.ttl else NEVER
+        if message is not None and message.expires_at is not None:
+            return min(limit, message.expires_at)
+        return limit
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def admit(self, message: Message, now: float) -> tuple[int, str | None]:
+        """(ADMIT | DROP_NEW | REJECT | BLOCK, last-value key) for a message about to enqueue."""
+        key = None
+        if self.key_fn is not None:
+            key = self.key_fn(message.topic, message.payload, message.properties,
+                              message.client_id)
+        size = message.size
+        if self._fits(size, key):
+            return ADMIT, key
+        self.expire(now, head_only=True)
+        if self._fits(size, key):
+            return ADMIT, key
+        policy = self.spec.overflow
+        if policy == "drop_oldest":
+            room = self.inflight + 1 <= self.max_messages
+            room = room and self.inflight_bytes + size <= self.max_bytes
+            return (ADMIT if room else DROP_NEW), key
+        if size > self.max_bytes or policy == "reject_new":
+            return REJECT, key
+        return BLOCK, key
+
+    def _fits(self, size: int, key: str | None) -> bool:
+        count, total = self.depth + 1, self.bytes + size
+        if key is not None:
+            old = self.lv.get(key)
+            if old is not None:
+                count, total = count - 1, total - old.size
+        return count <= self.max_messages and total <= self.max_bytes
+
+    def enqueue(self, message: Message, props: bytes | None, key: str | None,
+                now: float) -> None:
+        """Store `message` (already admitted) and dispatch it if a consumer has room."""
+        created = message.created or now
+        if key is not None:
+            old = self.lv.get(key)
+            if old is not None:
+                self.remove_ready(old)
+                self.c.replaced += 1
+        if self.spec.overflow == "drop_oldest":
+            self._make_room(message.size)
+        id_ = self.ctx.new_id()
+        self.ctx.store.insert(id_, self.name, message, props, key, 0, created)
+        self.add(id_, message, message.size, key, 0, created)
+        self.c.enqueued += 1
+        if self.members:
+            self.dispatch()
+
+    def add(self, id_: int, message: Message, size: int, key: str | None, deliveries: int,
+            created: float) -> None:
+        """Count a stored message in; keep it in RAM when the window has room."""
+        deadline = self.deadline(message, created)
+        self.has_deadlines |= deadline != NEVER
+        self.depth += 1
+        self.bytes += size
+        if self.disk.spill(size):
+            if key is not None:
+                self.lv[key] = Entry(id_, None, size, key, deliveries, created, deadline)
+            return
+        entry = Entry(id_, message, size, key, deliveries, created, deadline)
+        self.ready.append(entry)
+        self.disk.cursor = id_
+        self.ctx.memory += size + ENTRY_OVERHEAD
+        if key is not None:
+            self.lv[key] = entry
+
+    def _make_room(self, size: int) -> None:
+        """drop_oldest: drop ready messages, oldest first, until one of `size` fits."""
+        while self.depth + 1 > self.max_messages or self.bytes + size > self.max_bytes:
+            if self.ready:
+                self.remove_ready(self.ready[0])
+            elif not self.disk.drop_oldest():
+                return
+            self.c.dropped += 1
+
+    def remove_ready(self, entry: Entry) -> None:
+        """Delete a ready message (replaced, dropped, expired) in the current transaction."""
+        if entry.message is None:
+            self.disk.forget(entry)
+        else:
+            if self.ready and self.ready[0] is entry:
+                self.ready.popleft()
+            else:
+                self.ready.remove(entry)
+            self.ctx.memory -= entry.size + ENTRY_OVERHEAD
+        self.depth -= 1
+        self.bytes -= entry.size
+        self.unkey(entry)
+        self.ctx.store.delete_now(entry.id)
+        self.wake_if_room()
+
+    def unkey(self, entry: Entry) -> None:
+        key = entry.lv_key
+        if key is not None and self.lv.get(key) is entry:
+            del self.lv[key]
+
+    def expire(self, now: float, head_only: bool = False) -> None:
+        """Remove ready messages past their TTL or message expiry (never delivered)."""
+        if not self.has_deadlines:
+            return
+        ready = self.ready
+        while ready and ready[0].deadline <= now:
+            self.remove_ready(ready[0])
+            self.c.expired += 1
+        if not head_only:
+            for entry in [e for e in ready if e.deadline <= now]:
+                self.remove_ready(entry)
+                self.c.expired += 1
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Hand ready messages to members with room, in queue order; refill if running low."""
+        if self.members and self.ready:
+            if isinstance(self.strategy, Sticky):
+                self._dispatch_sticky(self.ctx.clock())
+            else:
+                self._dispatch_in_order(self.ctx.clock())
+        self.disk.refill_if_low()
+
+    def _dispatch_in_order(self, now: float) -> None:
+        ready, members, pick = self.ready, self.members, self.strategy.pick
+        max_inflight = self.spec.max_inflight
+        while ready:
+            entry = ready[0]
+            if entry.deadline <= now:
+                self.remove_ready(entry)
+                self.c.expired += 1
+                continue
+            member = pick(members, max_inflight, entry)
+            if member is None:
+                return
+            ready.popleft()
+            self._send(member, entry, now)
+
+    def _dispatch_sticky(self, now: float) -> None:
+        """Like in-order, but a key whose member is full does not hold up other keys."""
+        ready, pick = self.ready, self.strategy.pick
+        max_inflight = self.spec.max_inflight
+        held: set[str] = set()
+        i = 0
+        while i < len(ready) and i < STICKY_LOOKAHEAD:
+            entry = ready[i]
+            key = sticky_key(entry)
+            if entry.deadline <= now:
+                self.remove_ready(entry)
+                self.c.expired += 1
+                continue
+            member = None if key in held else pick(self.members, max_inflight, entry)
+            if member is None:
+                if not any(m.has_room(max_inflight) for m in self.members):
+                    return
+                held.add(key)
+                i += 1
+                continue
+            del ready[i]
+            self._send(member, entry, now)
+
+    def _send(self, member: Member, entry: Entry, now: float) -> None:
+        self.unkey(entry)
+        dup = entry.deliveries > 0
+        entry.avoid = None
+        message = entry.message
+        assert message is not None
+        if member.qos == 0:  # sending is consuming
+            self._forget(entry)
+            self.ctx.store.delete(entry.id)
+            member.acked += 1
+            self.c.acked += 1
+            member.consumer.queue_deliver(Delivery(entry.id, self.name, message, 0, dup))
+            self.wake_if_room()
+            return
+        entry.deliveries += 1
+        entry.sent_at = now
+        entry.member = member
+        member.inflight[entry.id] = entry
+        self.inflight += 1
+        self.inflight_bytes += entry.size
+        self.ctx.store.set_deliveries(entry.id, entry.deliveries)
+        member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup))
+
+    def _forget(self, entry: Entry) -> None:
+        """A RAM message leaves the queue."""
+        self.depth -= 1
+        self.bytes -= entry.size
+        self.ctx.memory -= entry.size + ENTRY_OVERHEAD
+
+    # -- acknowledgement and redelivery ----------------------------------------------------
+
+    def ack(self, member: Member, token: int) -> bool:
+        entry = member.inflight.pop(token, None)
+        if entry is None:
+            return False
+        self._landed(entry)
+        self._forget(entry)
+        self.ctx.store.delete(entry.id)
+        member.acked += 1
+        self.c.acked += 1
+        if not member.active and not member.inflight:
+            self.drop_member(member)
+        self.wake_if_room()
+        self.dispatch()
+        return True
+
+    def _landed(self, entry: Entry) -> None:
+        """An in-flight message is no longer in flight."""
+        self.inflight -= 1
+        self.inflight_bytes -= entry.size
+        entry.member = None
+
+    def reject(self, member: Member, token: int) -> bool:
+        entry = member.inflight.pop(token, None)
+        if entry is None:
+            return False
+        self.c.nacked += 1
+        self.give_back([entry], avoid=member)
+        return True
+
+    def give_back(self, entries: list[Entry], avoid: Member | None = None) -> None:
+        """In-flight messages return to the head of the queue, oldest first, for redelivery;
+        past max_deliveries to the dead-letter queue; superseded last values are dropped."""
+        limit = self.spec.max_deliveries
+        for entry in sorted(entries, key=lambda e: e.id, reverse=True):
+            self._landed(entry)
+            if limit and entry.deliveries >= limit:
+                self._forget(entry)
+                self.c.dead_lettered += 1
+                self.ctx.dead_letter(self, entry)
+                continue
+            key = entry.lv_key
+            if key is not None:
+                if key in self.lv:  # a newer value arrived while this one was out
+                    self._forget(entry)
+                    self.ctx.store.delete(entry.id)
+                    self.c.replaced += 1
+                    continue
+                self.lv[key] = entry
+            entry.avoid = avoid
+            self.ready.appendleft(entry)
+            self.c.redelivered += 1
+        self.wake_if_room()
+        self.dispatch()
+
+    def time_out(self, now: float) -> None:
+        """Messages unacknowledged for ack_timeout seconds go back for redelivery."""
+        timeout = self.spec.ack_timeout
+        if not timeout or not self.inflight:
+            return
+        for member in list(self.members):
+            late = [e for e in member.inflight.values() if now - e.sent_at >= timeout]
+            for entry in late:
+                del member.inflight[entry.id]
+            if late:
+                self.give_back(late, avoid=member)
+            if not member.active and not member.inflight:
+                self.drop_member(member)
+
+    # -- members ---------------------------------------------------------------------------
+
+    def member_of(self, consumer: Consumer) -> Member | None:
+        for m in self.members:
+            if m.consumer is consumer:
+                return m
+        return None
+
+    def join(self, consumer: Consumer, qos: int) -> Member:
+        member = self.member_of(consumer)
+        if member is None:
+            member = Member(consumer, self, qos)
+            self.members.append(member)
+        member.qos, member.active = qos, True
+        self.dispatch()
+        return member
+
+    def leave(self, member: Member) -> None:
+        """UNSUBSCRIBE: no new messages; those in flight may still be acknowledged."""
+        member.active = False
+        self.strategy.forget(member)
+        if not member.inflight:
+            self.drop_member(member)
+
+    def drop_member(self, member: Member) -> None:
+        if member in self.members:
+            self.members.remove(member)
+            self.strategy.forget(member)
+
+    def detach(self, member: Member) -> None:
+        """The consumer disconnected: its in-flight messages are redelivered to others."""
+        self.drop_member(member)
+        entries = list(member.inflight.values())
+        member.inflight.clear()
+        if entries:
+            self.give_back(entries)
+
+    # -- room for blocked producers --------------------------------------------------------
+
+    def has_room(self) -> bool:
+        """Below the low-water mark (90% of each limit), so woken producers make progress."""
+        return (self.depth <= self.max_messages - max(1, self.max_messages // 10)
+                and self.bytes <= self.max_bytes * 0.9)
+
+    def wake_if_room(self) -> None:
+        if self.waiters and self.has_room():
+            self.ctx.wakes.extend(self.waiters)
+            self.waiters = []
+
+    # -- window refill (called back by the disk segment) -----------------------------------
+
+    def loaded(self, row: StoredRow, now: float) -> None:
+        """A message read back from disk joins the window (or expires on the way)."""
+        message = row.message
+        entry = Entry(row.id, message, row.size, row.lv_key, row.deliveries, message.created,
+                      self.deadline(message, message.created))
+        key = row.lv_key
+        if entry.deadline <= now:
+            self.depth -= 1
+            self.bytes -= row.size
+            self.c.expired += 1
+            self.ctx.store.delete(row.id)
+            if key is not None and (stub := self.lv.get(key)) is not None and stub.id == row.id:
+                del self.lv[key]
+            return
+        self.has_deadlines |= entry.deadline != NEVER
+        self.ready.append(entry)
+        self.ctx.memory += row.size + ENTRY_OVERHEAD
+        if key is not None and (stub := self.lv.get(key)) is not None and stub.id == row.id:
+            self.lv[key] = entry
+
+    def ready_count(self) -> int:
+        return self.depth - self.inflight
+
+    def purge(self) -> int:
+        """Delete every ready message; in-flight ones complete or return. How many went."""
+        purged = self.depth - self.inflight
+        ids = [e.id for e in self.ready]
+        self.ctx.memory -= sum(e.size for e in self.ready) + ENTRY_OVERHEAD * len(ids)
+        if ids:
+            self.ctx.store.delete_many(ids)
+        self.ctx.store.delete_after(self.name, self.disk.cursor)
+        self.ready.clear()
+        self.lv.clear()
+        self.disk.reset(self.ctx.last_id)
+        self.depth, self.bytes = self.inflight, self.inflight_bytes
+        self.wake_if_room()
+        return purged
+
+    def close(self) -> list[Member]:
+        """The queue is being deleted: forget consumers and messages; returns the members."""
+        members = list(self.members)
+        for member in members:
+            for entry in member.inflight.values():
+                self._landed(entry)
+                self._forget(entry)
+            member.inflight.clear()
+            member.active = False
+        self.members.clear()
+        self.purge()
+        self.ctx.wakes.extend(self.waiters)
+        self.waiters = []
+        return members

@@ -1,0 +1,136 @@
+"""The deploy tool (`edgeq device ...`): one-line errors, the esptool/mpremote commands it runs
+(printed with --dry-run, since no board is attached here), and `send` against a real broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device_fw import tool
+from tests.support.procs import MosquittoProcess, free_port
+
+EXAMPLE = tool.FW_DIR / "config.example.json"
+
+
+def _config(tmp_path: Path, **changes: Any) -> Path:
+    cfg = json.loads(EXAMPLE.read_text())
+    for dotted, value in changes.items():
+        section, _, key = dotted.rpartition("__")
+        (cfg[section] if section else cfg)[key] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("edgeq device: error: ")
+    return err.strip()
+
+
+def test_config_check_summarises_a_good_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool.main(["config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out == (
+        f"{EXAMPLE}: ok: device light-123, Wi-Fi 'my-network', gateway 192.168.1.10:1883, "
+        "LED pwm on pins [25, 26, 27]\n")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"gateway__port": "1883"}, "gateway.port: must be an integer"),
+    ({"gateway__hots": "x"}, "gateway.hots: unknown key"),
+    ({"device_id": "light/1"}, "device_id: use 1 to 64 letters"),
+    ({"led__driver": "lamp"}, 'led.driver: must be "pwm" or "neopixel", not "lamp"'),
+    ({"watchdog_ms": 100}, "watchdog_ms: must be from 5000 to 600000, not 100"),
+])
+def test_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    changes: dict[str, Any], message: str) -> None:
+    path = _config(tmp_path, **changes)
+    assert tool.main(["config", str(path)]) == 1
+    assert f"{path}: {message}" in _one_line_error(capsys)
+
+
+def test_deploy_builds_mpy_and_copies_them_in_maintenance_mode(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool.main(["deploy", "--port", "/dev/ttyUSB7", "--config", str(EXAMPLE),
+                      "--dry-run"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert commands[0] == ("$ mpremote connect /dev/ttyUSB7 exec "
+                           "'open('\"'\"'/nostart'\"'\"', '\"'\"'w'\"'\"').close()' + reset")
+    copy = commands[2]
+    for dest in (":/boot.py", ":/main.py", ":/light/app.mpy", ":/lib/umqtt/simple.mpy",
+                 ":/config.json"):
+        assert dest in copy
+    assert ":/light/app.py" not in copy
+    assert commands[-1] == "$ mpremote connect /dev/ttyUSB7 rm :/nostart + reset"
+
+
+def test_flash_erases_then_writes_at_the_chips_offset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fw = tmp_path / "ESP32_GENERIC_S3-v1.27.0.bin"
+    fw.write_bytes(b"\0" * 16)
+    assert tool.main(["flash", "--port", "/dev/ttyACM0", "--firmware", str(fw),
+                      "--chip", "esp32s3", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("$ esptool --chip esp32s3 --port /dev/ttyACM0 --baud 460800 erase")
+    assert out[1].endswith(f"-z 0x0 {fw}")
+
+
+def test_flash_without_a_firmware_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool.main(["flash", "--port", "/dev/ttyUSB0", "--firmware", "nope.bin"]) == 1
+    assert "nope.bin: no such firmware file" in _one_line_error(capsys)
+
+
+def test_send_checks_the_command_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()  # nothing listens: the error must come from the check, not the network
+    assert tool.main(["send", "light-1", "set-color", "chartreuse-ish", "--port", str(port)]) == 1
+    assert "set-color: unknown colour" in _one_line_error(capsys)
+    assert tool.main(["send", "light-1", "set-brightness", "bright", "--port", str(port)]) == 1
+    assert "is not a number" in _one_line_error(capsys)
+
+
+def test_send_to_a_dead_gateway_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert tool.main(["send", "light-1", "power", "on", "--port", str(port)]) == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in _one_line_error(capsys)
+
+
+def test_send_publishes_json_with_the_command_type_user_property(
+        mosquitto: MosquittoProcess) -> None:
+    got: list[mqtt.MQTTMessage] = []
+    ready, arrived = threading.Event(), threading.Event()
+
+    def on_connect(client: mqtt.Client, *_: Any) -> None:
+        client.subscribe("lights/+/commands", qos=1)
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg)
+        arrived.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_connect = on_connect
+    sub.on_subscribe = lambda *_: ready.set()
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    try:
+        assert ready.wait(5)
+        assert tool.main(["send", "light-9", "set-color", "#00FF00", "--id", "c-1",
+                          "--port", str(mosquitto.port)]) == 0
+        assert arrived.wait(5)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    msg = got[0]
+    assert msg.topic == "lights/light-9/commands"
+    assert msg.qos == 1
+    assert json.loads(msg.payload) == {"command_type": "set-color", "color": "#00FF00",
+                                       "id": "c-1"}
+    assert msg.properties is not None
+    assert getattr(msg.properties, "UserProperty", None) == [("command_type", "set-color")]

@@ -1,0 +1,249 @@
+"""`edgeq top`: the live queues table, the selected queue's trend, and the actions on queues.
+
+Once a second a worker thread fetches a `Snapshot` from the data source (the admin API); the
+result comes back to the event loop, which updates the table, the history behind the
+sparklines, and whatever screen is on top. A failed fetch shows the connection-lost banner and
+keeps the last figures on screen; the next tick tries again. Nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer
+
+from gateway.admin.client import AdminClient
+from tui import fmt
+from tui.history import History
+from tui.model import Snapshot
+from tui.screens.clients import ClientsScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.create import CreateQueueScreen
+from tui.screens.detail import QueueScreen
+from tui.screens.help import HelpScreen
+from tui.source import AdminError, AdminSource, DataSource
+from tui.widgets.queues_table import QueuesTable
+from tui.widgets.status import Banner, StatusLine
+from tui.widgets.trend import Trend
+
+DEFAULT_LAG_ALERT = 30.0
+POLL_SECONDS = 1.0
+MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete"}
+REQUEST_TIMEOUT = 2.0  # shorter than the admin client's default: a hung gateway shows up fast
+
+
+class TopApp(App[int]):
+    """The app; `source` is the gateway, `interval` 0 turns the timer off (tests poll by hand)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "edgeq top"
+    BINDINGS = [
+        Binding("enter", "open", "details", show=True),
+        Binding("c", "clients", "clients"),
+        Binding("n", "create", "new"),
+        Binding("p", "purge", "purge"),
+        Binding("d,delete", "delete", "delete"),
+        Binding("r", "refresh", "refresh", show=False),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, source: DataSource, lag_alert: float = DEFAULT_LAG_ALERT,
+                 interval: float = POLL_SECONDS) -> None:
+        super().__init__()
+        self.source = source
+        self.lag_alert = lag_alert
+        self.interval = interval
+        self.history = History()
+        self.snapshot: Snapshot | None = None
+        self.lost: str | None = None  # why the last fetch failed; None while connected
+        self.failures = 0
+        self._polling = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield Banner(id="banner")
+        yield QueuesTable(id="queues")
+        yield Trend(id="trend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(StatusLine).show(self.source.where, None, 0)
+        self.query_one(QueuesTable).focus()
+        self.poll()
+        if self.interval > 0:
+            self.set_interval(self.interval, self.poll)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The queue actions belong to the main view, not to the screens pushed over it."""
+        if action in MAIN_VIEW_ACTIONS:
+            return self.screen is self.screen_stack[0]
+        return True
+
+    # -- fetching -------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Start one fetch unless one is still under way (a slow gateway must not pile up
+        threads)."""
+        if not self._polling:
+            self._polling = True
+            self._fetch()
+
+    @work(thread=True, exit_on_error=False, group="poll")
+    def _fetch(self) -> None:
+        try:
+            result: Snapshot | str = self.source.fetch()
+        except AdminError as e:
+            result = str(e)
+        except Exception as e:  # a malformed answer must not take the view down
+            result = f"unexpected answer from the gateway: {e!r}"
+        with contextlib.suppress(RuntimeError):  # the app is shutting down
+            self.call_from_thread(self.apply, result)
+
+    def apply(self, result: Snapshot | str) -> None:
+        """Show a fetched snapshot, or the reason the fetch failed."""
+        self._polling = False
+        if isinstance(result, str):
+            self.failures += 1
+            self.lost = result
+        else:
+            self.failures = 0
+            self.lost = None
+            self.snapshot = result
+            self.history.record(result.queues)
+            self.query_one(QueuesTable).show(result.queues, self.lag_alert)
+            self._update_trend()
+        self._show_connection()
+        self.query_one(StatusLine).show(self.source.where, self.snapshot, self._alerts())
+        self._refresh_screen()
+
+    def _show_connection(self) -> None:
+        for screen in self.screen_stack:
+            for banner in screen.query(Banner):
+                if self.lost is not None:
+                    banner.show_lost(self.lost, self.failures)
+                banner.set_class(self.lost is not None, "-lost")
+        self.query_one(QueuesTable).set_class(self.lost is not None, "-stale")
+
+    def _refresh_screen(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ClientsScreen) and self.snapshot is not None and not self.lost:
+            screen.show(self.snapshot)
+        elif isinstance(screen, QueueScreen) and not self.lost:
+            screen.action_refresh()
+
+    def _alerts(self) -> int:
+        table = self.query_one(QueuesTable)
+        return sum(1 for q in self.snapshot.queues if table.is_alert(q)) if self.snapshot else 0
+
+    def _update_trend(self) -> None:
+        table = self.query_one(QueuesTable)
+        name = table.selected
+        row = self.snapshot.queue(name) if self.snapshot and name else None
+        alert = row is not None and table.is_alert(row)
+        self.query_one(Trend).show(row, self.history.depth(name or ""),
+                                   self.history.lag(name or ""), alert)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "queues":
+            self._update_trend()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "queues":
+            self.action_open()
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.poll()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(fmt.seconds(self.lag_alert)))
+
+    def action_open(self) -> None:
+        name = self.query_one(QueuesTable).selected
+        if name is not None:
+            self.push_screen(QueueScreen(name, self.source, self.confirm_purge,
+                                         self.confirm_delete))
+
+    def action_clients(self) -> None:
+        self.push_screen(ClientsScreen(self.snapshot))
+
+    def action_create(self) -> None:
+        def created(name: str | None) -> None:
+            if name:
+                self.notify(f"created queue {name}", markup=False)
+                self.poll()
+
+        self.push_screen(CreateQueueScreen(self.source.create), created)
+
+    def action_purge(self) -> None:
+        name = self.query_one(QueuesTable).selected
+        if name is not None:
+            self.confirm_purge(name)
+
+    def action_delete(self) -> None:
+        name = self.query_one(QueuesTable).selected
+        if name is not None:
+            self.confirm_delete(name)
+
+    def confirm_purge(self, name: str) -> None:
+        row = self.snapshot.queue(name) if self.snapshot else None
+        waiting = f"its {row.depth - row.inflight} waiting messages" if row else "its messages"
+        self._confirm(f"Purge queue {name}?",
+                      f"This drops {waiting} for good. Messages in flight to consumers "
+                      "are not recalled. The queue itself stays.",
+                      "Purge", lambda: self._act(lambda: self.source.purge(name),
+                                                 lambda n: f"purged {n} messages from {name}"))
+
+    def confirm_delete(self, name: str) -> None:
+        def deleted(_: object) -> str:
+            if isinstance(self.screen, QueueScreen) and self.screen.queue_name == name:
+                self.pop_screen()
+            return f"deleted queue {name}"
+
+        self._confirm(f"Delete queue {name}?",
+                      "The queue and every message in it are removed (a template: with all its "
+                      "per-topic queues). Queues declared in the config file are deleted "
+                      "there, not here.",
+                      "Delete", lambda: self._act(lambda: self.source.delete(name), deleted))
+
+    def _confirm(self, title: str, body: str, verb: str, then: Callable[[], object]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.push_screen(ConfirmScreen(title, body, verb), answered)
+
+    @work(thread=True, exit_on_error=False, group="action")
+    def _act(self, call: Callable[[], Any], done: Callable[[Any], str]) -> None:
+        try:
+            result = call()
+        except AdminError as e:
+            self.call_from_thread(self.notify, str(e), title="refused", severity="error",
+                                  markup=False)
+            return
+        except Exception as e:
+            self.call_from_thread(self.notify, repr(e), title="failed", severity="error",
+                                  markup=False)
+            return
+        self.call_from_thread(lambda: self.notify(done(result), markup=False))
+        self.call_from_thread(self.poll)
+
+
+def run_top(client: AdminClient, lag_alert: float = DEFAULT_LAG_ALERT,
+            rediscover: Callable[[], AdminClient] | None = None) -> int:
+    """`edgeq top`: run the app against a gateway's admin API until the user quits.
+
+    `rediscover` builds a new client (e.g. re-reading `admin.json`) when the old one fails,
+    which follows a gateway that restarted with a new token."""
+    client.timeout = min(client.timeout, REQUEST_TIMEOUT)
+    app = TopApp(AdminSource(client, rediscover), lag_alert=lag_alert)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,179 @@
+"""What the TUI shows, as frozen records built from the admin API's JSON.
+
+The parsers are lenient on purpose: a field the gateway does not send (an older or newer
+gateway) becomes zero or empty instead of an error, so the view keeps working. Nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _int(raw: dict[str, Any], key: str) -> int:
+    try:
+        return int(raw.get(key) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(raw: dict[str, Any], key: str) -> float:
+    try:
+        return float(raw.get(key) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _str(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One queue's figures (see `gateway.queues.model.QueueStats` for each meaning)."""
+
+    name: str
+    filter: str = ""
+    kind: str = "standard"
+    dispatch: str = ""
+    depth: int = 0
+    bytes: int = 0
+    consumers: int = 0
+    inflight: int = 0
+    in_rate: float = 0.0
+    out_rate: float = 0.0
+    lag_messages: int = 0
+    lag_seconds: float = 0.0
+    oldest_age: float = 0.0
+    enqueued: int = 0
+    acked: int = 0
+    redelivered: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    replaced: int = 0
+    dead_lettered: int = 0
+    expired: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> QueueRow:
+        ints = ("depth", "bytes", "consumers", "inflight", "lag_messages", "enqueued", "acked",
+                "redelivered", "dropped", "rejected", "replaced", "dead_lettered", "expired")
+        floats = ("in_rate", "out_rate", "lag_seconds", "oldest_age")
+        values: dict[str, Any] = {k: _int(raw, k) for k in ints}
+        values.update({k: _float(raw, k) for k in floats})
+        return cls(name=_str(raw, "name") or _str(raw, "filter"), filter=_str(raw, "filter"),
+                   kind=_str(raw, "kind") or "standard", dispatch=_str(raw, "dispatch"),
+                   **values)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRow:
+    """One connected MQTT client."""
+
+    client_id: str
+    peer: str = ""
+    username: str = ""
+    protocol: str = ""
+    listener: str = ""
+    keepalive: int = 0
+    connected_seconds: float = 0.0
+    inflight: int = 0
+    queued: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ClientRow:
+        return cls(client_id=_str(raw, "client_id"), peer=_str(raw, "peer"),
+                   username=_str(raw, "username"), protocol=_str(raw, "protocol"),
+                   listener=_str(raw, "listener"), keepalive=_int(raw, "keepalive"),
+                   connected_seconds=_float(raw, "connected_seconds"),
+                   inflight=_int(raw, "inflight"), queued=_int(raw, "queued"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRow:
+    """One consumer of one queue, with its unacknowledged and acknowledged counts. `active` is
+    False once it unsubscribed while messages were still in flight to it."""
+
+    client_id: str
+    inflight: int = 0
+    acked: int = 0
+    qos: int | None = None
+    active: bool = True
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ConsumerRow:
+        qos = raw.get("qos")
+        return cls(client_id=_str(raw, "client_id"), inflight=_int(raw, "inflight"),
+                   acked=_int(raw, "acked"), qos=qos if isinstance(qos, int) else None,
+                   active=raw.get("active") is not False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One message of a queue's dead-letter queue, as the gateway samples it (oldest first)."""
+
+    topic: str
+    payload: str = ""  # the first bytes, decoded leniently
+    bytes: int = 0
+    client_id: str = ""  # the producer
+    deliveries: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> DeadLetter:
+        return cls(topic=_str(raw, "topic"), payload=_str(raw, "payload"),
+                   bytes=_int(raw, "bytes"), client_id=_str(raw, "client_id"),
+                   deliveries=_int(raw, "deliveries"))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDetail:
+    """A queue's drill-down (`GET /queues/<name>`): figures, settings, consumers and its
+    dead-letter queue (`<name>.dlq`, absent until a message is first dead-lettered)."""
+
+    stats: QueueRow
+    settings: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # config | runtime | instance | dlq
+    consumers: tuple[ConsumerRow, ...] = ()
+    dead_letter_queue: str = ""
+    dead_letter_depth: int = 0
+    dead_letters: tuple[DeadLetter, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> QueueDetail:
+        stats_raw = raw.get("stats")
+        stats = QueueRow.parse(stats_raw if isinstance(stats_raw, dict) else raw)
+        settings = raw.get("settings")
+        dlq = raw.get("dead_letter")
+        dlq = dlq if isinstance(dlq, dict) else {}
+        return cls(
+            stats=stats,
+            settings=settings if isinstance(settings, dict) else {},
+            origin=_str(raw, "origin"),
+            consumers=tuple(ConsumerRow.parse(c) for c in _dicts(raw.get("consumers"))),
+            dead_letter_queue=_str(dlq, "name"),
+            dead_letter_depth=_int(dlq, "depth"),
+            dead_letters=tuple(DeadLetter.parse(m) for m in _dicts(dlq.get("sample"))))
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the main screen shows, fetched together once per refresh."""
+
+    queues: tuple[QueueRow, ...] = ()
+    clients: tuple[ClientRow, ...] = ()
+    broker: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, queues: Any, clients: Any, broker: Any) -> Snapshot:
+        return cls(queues=tuple(QueueRow.parse(q) for q in _dicts(queues)),
+                   clients=tuple(ClientRow.parse(c) for c in _dicts(clients)),
+                   broker=broker if isinstance(broker, dict) else {})
+
+    def queue(self, name: str) -> QueueRow | None:
+        return next((q for q in self.queues if q.name == name), None)

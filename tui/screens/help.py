@@ -1,0 +1,49 @@
+"""The help screen (`?`): keys, what each column means, and what the colours say."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+HELP = """\
+[b]Keys[/b]  ↑↓ PgUp PgDn move · Enter details · c clients · n new queue
+      p purge · d delete · r refresh · ? help · Esc back · q quit
+[b]Columns[/b]
+  type    std · lvq last-value · tmpl template · inst one of its
+          per-topic queues · dlq dead-letter queue
+  depth   messages stored (ready + in flight) · bytes their size
+  cons    consumers online · infl sent, not yet acknowledged
+  in/s    enqueued per second · out/s acknowledged per second
+  lag     ready messages not yet delivered to any consumer
+  lag s   age of the oldest unacknowledged message
+  oldest  age of the oldest message waiting for (re)delivery
+[b]Alerts[/b]
+  Lag of {lag_alert} or more (--lag-alert): the row turns red with a "!"
+  before the name, and the top line counts the queue as lagging.
+[b]Connection[/b]
+  Figures come from the gateway's admin API every second. When it
+  cannot be reached a red banner says why; edgeq top retries every
+  second and clears the banner as soon as the gateway answers.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "close")]
+
+    def __init__(self, lag_alert: str) -> None:
+        super().__init__()
+        self.lag_alert = lag_alert
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Label("edgeq top — help   (Esc to close)", classes="dialog-title")
+            yield Static(HELP.format(lag_alert=self.lag_alert), id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#help", VerticalScroll).focus()
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

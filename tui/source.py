@@ -1,0 +1,93 @@
+"""Where the TUI gets its data and sends its actions: the gateway's admin API.
+
+`DataSource` is the seam: the app only talks to one, from worker threads (every call may block
+for the length of a network round trip). `AdminSource` is the real one; tests that need fixed,
+deterministic data for screenshots give the app another object with the same methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from gateway.admin.client import AdminClient, AdminError
+from tui.model import QueueDetail, Snapshot
+
+__all__ = ["AdminError", "AdminSource", "DataSource"]
+T = TypeVar("T")
+
+
+class DataSource(Protocol):
+    """What the app needs from a gateway. Failures raise `AdminError` with a readable message."""
+
+    @property
+    def where(self) -> str:
+        """The gateway's address, for the title bar."""
+        ...
+
+    def fetch(self) -> Snapshot: ...
+
+    def queue(self, name: str) -> QueueDetail: ...
+
+    def create(self, fields: dict[str, Any]) -> str: ...
+
+    def purge(self, name: str) -> int: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class AdminSource:
+    """A `DataSource` over `AdminClient` (HTTP + bearer token).
+
+    A gateway that restarts without a configured token writes a new one into its
+    `admin.json`; `rediscover` (when given) builds a fresh client from there after a failure,
+    so the view reconnects by itself instead of staying on "wrong admin token".
+    """
+
+    def __init__(self, client: AdminClient,
+                 rediscover: Callable[[], AdminClient] | None = None) -> None:
+        self.client = client
+        self.rediscover = rediscover
+
+    @property
+    def where(self) -> str:
+        return self.client.url
+
+    def fetch(self) -> Snapshot:
+        return self._call(lambda c: Snapshot.parse(c.queues(), c.clients(), c.stats()))
+
+    def queue(self, name: str) -> QueueDetail:
+        return self._call(lambda c: QueueDetail.parse(c.queue(name)))
+
+    def create(self, fields: dict[str, Any]) -> str:
+        created = self._call(lambda c: c.create(fields))
+        return str(created.get("name") or created.get("filter") or fields["filter"])
+
+    def purge(self, name: str) -> int:
+        return self._call(lambda c: c.purge(name))
+
+    def delete(self, name: str) -> None:
+        self._call(lambda c: c.delete(name))
+
+    def _call(self, request: Callable[[AdminClient], T]) -> T:
+        try:
+            return request(self.client)
+        except AdminError:
+            fresh = self._fresh_client()
+            if fresh is None:
+                raise
+        self.client = fresh
+        return request(fresh)
+
+    def _fresh_client(self) -> AdminClient | None:
+        """A client with a different URL or token than the current one, if there is one."""
+        if self.rediscover is None:
+            return None
+        try:
+            fresh = self.rediscover()
+        except AdminError:
+            return None
+        if (fresh.url, fresh.token) == (self.client.url, self.client.token):
+            return None
+        fresh.timeout = self.client.timeout
+        return fresh
