@@ -1,7 +1,8 @@
 """Start and stop the two brokers under test on free loopback ports, and time their start.
 
 Mosquitto gets a generated config (anonymous, unlimited connections and queued messages, TCP
-no-delay like asyncio's); edgeq gets `--config` with the scenario's queue declarations. Each
+no-delay like asyncio's); edgeq gets a generated `--config` (its defaults, an unlimited session
+queue like Mosquitto's, the scenario's queue declarations) and an admin port of its own. Each
 scenario starts a fresh broker with a fresh directory so that peak RSS (VmHWM) is per scenario.
 """
 

@@ -69,7 +69,7 @@ class Demo:
             print(f"[{time.monotonic() - self.started:5.0f}s] {text}", file=self.out, flush=True)
 
     def client(self, client_id: str, v5: bool = True, receive_max: int = 0,
-               clean: bool = True, manual_ack: bool = False) -> mqtt.Client:
+               clean: bool = True, manual_ack: bool = False, inflight: int = 20) -> mqtt.Client:
         """A connected paho client that reconnects by itself (its network loop in a thread)."""
         if v5:
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -78,6 +78,7 @@ class Demo:
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                             clean_session=clean, protocol=mqtt.MQTTv311, manual_ack=manual_ack)
         c.reconnect_delay_set(1, 5)
+        c.max_inflight_messages_set(inflight)
         props = None
         if v5 and receive_max:
             props = _properties(PacketTypes.CONNECT)
@@ -190,8 +191,7 @@ def _command(payload: bytes | bytearray) -> str:
 def sensor_hub(demo: Demo, counts: dict[str, int]) -> None:
     """A burst of readings every minute, as fast as the gateway acknowledges them (QoS 1, up
     to 100 unacknowledged): when the `block` queue is full, the gateway slows it down."""
-    hub = demo.client("sensor-hub")
-    hub.max_inflight_messages_set(100)
+    hub = demo.client("sensor-hub", inflight=100)
     delay = 3.0
     while demo.sleep(delay):
         begun = time.monotonic()

@@ -16,6 +16,7 @@ from gateway import config as config_mod
 from gateway.admin import api as admin_api
 from gateway.appliance.gpio import LedState, NullPanel, Panel, led_state, open_panel
 from gateway.appliance.systemd import Notifier, format_status
+from gateway.auth import AclError, PasswordFileError
 from gateway.broker.server import Broker
 from gateway.config import Config, ConfigError
 from gateway.messages import Message
@@ -116,10 +117,9 @@ def serve(config: Config, config_path: str | None, overrides: dict[str, object])
         uvloop.install()
 
     async def main() -> int:
-        gateway = Gateway(config, config_path, overrides)
         try:
-            await gateway.run()
-        except (ConfigError, StoreError) as e:
+            await Gateway(config, config_path, overrides).run()
+        except (ConfigError, StoreError, PasswordFileError, AclError) as e:
             log.error("%s", e)
             return 1
         return 0

@@ -22,7 +22,7 @@ from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import sysstats
 from gateway.config import ConfigError, queue_spec, split_address
-from gateway.queues.engine import QueueError
+from gateway.queues.model import QueueError
 
 if TYPE_CHECKING:
     import asyncio

@@ -29,7 +29,31 @@ def handle_connect(conn: Connection, p: Connect) -> None:
     if "authentication_method" in p.properties:
         _refuse(conn, Reason.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not offered")
         return
-    reason = broker.access.authenticate(p.username, p.password, client_id)
+    if broker.access.is_slow(p.username, p.password):
+        conn.block()
+        future = broker.loop.run_in_executor(None, broker.access.authenticate, p.username,
+                                             p.password, client_id)
+        future.add_done_callback(lambda f: _resume(conn, p, client_id, assigned, f.result()))
+        return
+    _authenticated(conn, p, client_id, assigned,
+                   broker.access.authenticate(p.username, p.password, client_id))
+
+
+def _resume(conn: Connection, p: Connect, client_id: str, assigned: bool, reason: int) -> None:
+    """Continue CONNECT after the password was checked on a worker thread."""
+    if conn.closing:
+        return
+    try:
+        _authenticated(conn, p, client_id, assigned, reason)
+    except MQTTError as e:
+        conn.protocol_failure(e)
+        return
+    conn.unblock()
+
+
+def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
+                   reason: int) -> None:
+    broker = conn.broker
     if reason:
         _refuse(conn, reason, "not authorised" if reason == Reason.NOT_AUTHORIZED
                 else "bad user name or password")

@@ -78,10 +78,16 @@ def utf8(data: bytes | str) -> bytes:
 class RawClient:
     """One MQTT connection over a plain socket, read packet by packet with timeouts."""
 
-    def __init__(self, port: int, version: int = MQTT_5, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, version: int = MQTT_5, host: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None) -> None:
         self.version = version
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock = tls.wrap_socket(sock, server_hostname=host) if tls else sock
+        except (OSError, ssl.SSLError):
+            sock.close()
+            raise
         self.raw_in = bytearray()
         self.closed = False
         self._decoder = Decoder(version=version)

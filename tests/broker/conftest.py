@@ -9,6 +9,7 @@ Tests that restart, kill or configure a gateway get their own through `gateway` 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 
@@ -66,4 +67,7 @@ def broker(shared_gateway: GatewayProcess) -> Iterator[GatewayProcess]:
 @pytest.fixture
 def tag(request: pytest.FixtureRequest) -> str:
     """A name unique to this test, for its topics and client ids on the shared broker."""
-    return re.sub(r"[^0-9A-Za-z_-]+", "-", request.node.name)[:60]
+    name = re.sub(r"[^0-9A-Za-z_-]+", "-", request.node.name)
+    if len(name) <= 60:
+        return name
+    return f"{name[:51]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"

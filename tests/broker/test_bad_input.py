@@ -56,8 +56,7 @@ CASES = {
     "pingreq-flags-0xC1": Case(MQTT_5, b"\xc1\x00", 0x81),
     "subscribe-flags-0x80": Case(MQTT_5, b"\x80\x06\x00\x01\x00\x01a\x00", 0x81),
     "pubrel-flags-0x60": Case(MQTT_5, b"\x60\x02\x00\x01", 0x81),
-    "publish-qos-3": Case(MQTT_5, publish_v5(b"a", first=0x36)[:1] + b"\x06\x00\x01a\x00\x01x",
-                          0x81),
+    "publish-qos-3": Case(MQTT_5, b"\x36\x07\x00\x01a\x00\x01\x00x", 0x81),
     "reserved-flags-v311": Case(MQTT_311, b"\xc1\x00"),
     # malformed
     "invalid-utf8-topic": Case(MQTT_5, publish_v5(b"a/\xc3\x28"), 0x81),
@@ -111,6 +110,8 @@ def test_bad_input_closes_only_that_client(broker: GatewayProcess, tag: str,
                     f"0x{packets[0].reason_code:02X}: {packets[0].properties}")
             else:
                 assert bytes(bad.raw_in[before:]) == case.raw_reply
+        if case.version:  # logged once
+            assert broker.log().count(f"closing {tag}-bad ") == 1
         with connected(broker.port, f"{tag}-pub", MQTT_311) as pub:
             pub.publish(f"{tag}/ok", b"still serving", 1)
         assert witness.receive().payload == b"still serving"
@@ -141,7 +142,8 @@ def test_truncated_packet_then_close_is_an_abnormal_disconnect(broker: GatewayPr
     with connected(broker.port, f"{tag}-ok") as witness:
         witness.subscribe(f"{tag}/will")
         bad = connected(broker.port, f"{tag}-bad", MQTT_311, will=Will(f"{tag}/will", b"cut"))
-        bad.send(fixed_header(0x30, 50) + utf8(f"{tag}/t") + b"only part")
+        part = utf8(f"{tag}/t") + b"only part"
+        bad.send(fixed_header(0x30, len(part) + 100) + part)
         bad.close()
         assert witness.receive().payload == b"cut"  # the will of an abnormal disconnect
 

@@ -1,0 +1,104 @@
+"""A fixed data source for the snapshot tests ONLY: the same `DataSource` methods the app calls
+on the admin API, answering prepared figures so that screenshots are byte-for-byte stable.
+Behaviour is tested against a real gateway (test_live.py), never against this."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tui.model import QueueDetail, Snapshot
+from tui.source import AdminError
+
+FRAMES = 24
+
+
+def _queue(name: str, kind: str = "standard", **figures: Any) -> dict[str, Any]:
+    return {"name": name, "filter": figures.pop("filter", name), "kind": kind,
+            "dispatch": figures.pop("dispatch", "round_robin"), **figures}
+
+
+def frame(i: int) -> Snapshot:
+    """Frame `i` of a made-up minute of the demo: the images backlog swells and drains,
+    the telemetry burst lags past the 30 s alert."""
+    swell = max(0.0, math.sin(i / FRAMES * math.pi * 1.5))
+    images = int(12 + 180 * swell)
+    queues = [
+        _queue("images/+", dispatch="least_inflight", depth=images, bytes=images * 2048,
+               consumers=3, inflight=12, in_rate=6.5, out_rate=5.9, lag_messages=images - 12,
+               lag_seconds=round(2 + 20 * swell, 1), oldest_age=round(1 + 19 * swell, 1),
+               enqueued=1200 + 7 * i, acked=1000 + 6 * i, redelivered=3, dead_lettered=2),
+        _queue("images/any.dlq", "dead_letter", depth=2, bytes=4096, lag_messages=2,
+               lag_seconds=340.0, oldest_age=340.0, enqueued=2),
+        _queue("lights/+/commands", "template", last_value_key="user_property:command_type"),
+        _queue("lights/light-1/commands", "instance", depth=2, bytes=140, lag_messages=2,
+               lag_seconds=8.5, oldest_age=8.5, in_rate=0.2, replaced=5),
+        _queue("lights/light-2/commands", "instance", depth=0, consumers=1, acked=14,
+               out_rate=0.3),
+        _queue("telemetry", filter="telemetry/#", depth=2000 - 40 * i, bytes=(2000 - 40 * i) * 9,
+               consumers=1, inflight=10, in_rate=41.0, out_rate=60.0,
+               lag_messages=1990 - 40 * i, lag_seconds=20.0 + i, oldest_age=19.0 + i,
+               blocked=4),
+    ]
+    clients = [
+        {"client_id": cid, "peer": f"127.0.0.1:{41000 + n}", "username": user,
+         "protocol": proto, "listener": "tcp://127.0.0.1:1883", "keepalive": 20,
+         "connected_seconds": 65.0 + n, "inflight": infl, "queued": 0}
+        for n, (cid, user, proto, infl) in enumerate([
+            ("cam-1", "", "5.0", 1), ("cam-2", "", "5.0", 0), ("cloud-app", "app", "5.0", 0),
+            ("historian", "", "5.0", 10), ("light-2", "light-2", "3.1.1", 0),
+            ("ocr-1", "worker", "5.0", 4), ("ocr-2", "worker", "5.0", 4),
+            ("ocr-3", "worker", "5.0", 4), ("sensor-hub", "", "5.0", 100)])]
+    broker = {"uptime": 3723 + i, "queues/backlog": images + 2 + 2 + 2000 - 40 * i}
+    return Snapshot.parse(queues, clients, broker)
+
+
+DETAIL = {
+    "settings": {"filter": "images/+", "name": "", "dispatch": "least_inflight",
+                 "last_value_key": "", "template": False, "max_messages": 1_000_000,
+                 "overflow": "block", "max_inflight": 32, "max_deliveries": 5},
+    "origin": "config",
+    "consumers": [{"client_id": "ocr-1", "qos": 1, "inflight": 4, "acked": 612, "active": True},
+                  {"client_id": "ocr-2", "qos": 1, "inflight": 4, "acked": 377, "active": True},
+                  {"client_id": "ocr-3", "qos": 1, "inflight": 4, "acked": 61, "active": True}],
+    "dead_letter": {"name": "images/any.dlq", "depth": 2, "sample": [
+        {"topic": "images/cam-2", "payload": "\ufffdPNG corrupt frame", "bytes": 2048,
+         "client_id": "cam-2", "created": 0.0, "deliveries": 5},
+        {"topic": "images/cam-3", "payload": "{\"oops\": true}", "bytes": 14,
+         "client_id": "cam-3", "created": 0.0, "deliveries": 5}]},
+}
+
+
+class FixedSource:
+    """Frame after frame on each `fetch()`; after `fail_after` fetches, the gateway is
+    'unreachable'. Actions are refused (snapshots never perform them)."""
+
+    where = "http://192.0.2.10:18083"
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.fetches = 0
+        self.fail_after = fail_after
+
+    def fetch(self) -> Snapshot:
+        self.fetches += 1
+        if self.fail_after is not None and self.fetches > self.fail_after:
+            raise AdminError(f"cannot reach the gateway at {self.where}: "
+                             "[Errno 111] Connection refused")
+        return frame(min(self.fetches - 1, FRAMES - 1))
+
+    def queue(self, name: str) -> QueueDetail:
+        stats = next(q for q in frame(FRAMES - 1).queues if q.name == name)
+        return QueueDetail.parse({"stats": _as_dict(stats), **DETAIL})
+
+    def create(self, fields: dict[str, Any]) -> str:
+        raise AdminError("the fixed source performs no actions")
+
+    def purge(self, name: str) -> int:
+        raise AdminError("the fixed source performs no actions")
+
+    def delete(self, name: str) -> None:
+        raise AdminError("the fixed source performs no actions")
+
+
+def _as_dict(stats: Any) -> dict[str, Any]:
+    return {name: getattr(stats, name) for name in stats.__slots__}
