@@ -26,6 +26,10 @@ def handle_publish(conn: Connection, p: Publish) -> None:
     broker = conn.broker
     session = conn.session
     assert session is not None
+    if broker.overloaded:
+        conn.push_front(p)
+        broker.pause_producer(conn)
+        return
     topic = _resolve_topic(conn, p)
     settings = broker.config.mqtt
     if p.qos > settings.max_qos:

@@ -73,6 +73,8 @@ class Broker:
         self.servers: list[asyncio.Server] = []
         self.retained = RetainedStore()
         self._tick_handle: asyncio.TimerHandle | None = None
+        self.overloaded = False
+        self.paused: list[Connection] = []
         self._next_sys = 0.0
         self.committer: Committer
         self.engine: QueueEngine
@@ -330,10 +332,33 @@ class Broker:
             if self._expired(session, now):
                 self._discard(session)
         self.engine.tick(now)
+        self._check_memory()
         interval = self.config.mqtt.sys_interval
         if interval and loop_now >= self._next_sys:
             self._next_sys = loop_now + interval
             sysstats.publish(self)
+
+    def memory_in_use(self) -> int:
+        """Bytes held in queue windows and unsent client output."""
+        buffered = sum(c.transport.get_write_buffer_size() for c in self.connections
+                       if c.transport is not None)
+        return self.engine.memory_bytes + buffered
+
+    def _check_memory(self) -> None:
+        """Above the global budget, producers are paused (in `handle_publish`); below, resumed."""
+        used = self.memory_in_use()
+        budget = self.config.storage.memory_budget
+        if used > budget and not self.overloaded:
+            log.warning("memory budget reached (%d of %d bytes): pausing producers", used, budget)
+        self.overloaded = used > budget
+        if not self.overloaded and self.paused:
+            paused, self.paused = self.paused, []
+            for conn in paused:
+                conn.unblock()
+
+    def pause_producer(self, conn: Connection) -> None:
+        conn.block()
+        self.paused.append(conn)
 
     def reload(self, config: Config) -> None:
         """Apply a re-read config: auth files and queue definitions; listeners stay as bound."""

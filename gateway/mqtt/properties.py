@@ -114,7 +114,8 @@ _BYTE_01 = {"payload_format_indicator", "request_problem_information",
             "request_response_information", "maximum_qos", "retain_available",
             "wildcard_subscription_available", "subscription_identifier_available",
             "shared_subscription_available"}
-_NON_ZERO = {"receive_maximum", "maximum_packet_size", "topic_alias", "subscription_identifier"}
+# (A topic alias of 0 is left to the broker, which answers it with 0x94 Topic Alias invalid.)
+_NON_ZERO = {"receive_maximum", "maximum_packet_size", "subscription_identifier"}
 
 
 def encode(props: Properties) -> bytes:

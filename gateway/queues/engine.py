@@ -41,6 +41,8 @@ from gateway.store.queues import encode_props
 if TYPE_CHECKING:
     from gateway.store.queues import QueueStore
 
+MATCHED = tuple(PublishOutcome(n) for n in range(8))
+
 
 class QueueEngine:
     """Durable queues over MQTT (SPEC §2). Call from the event loop only."""
@@ -82,17 +84,17 @@ class QueueEngine:
         `blocked` names a full `block` queue: nothing was stored anywhere, the broker pauses
         the producer, calls `wait_for_room` and publishes the same message again later.
         """
-        hits = self._reg.trie.match(message.topic)
-        if not hits:
+        targets = self._reg.targets(message.topic)
+        if not targets:
             return NO_MATCH
         now = self._clock()
         if message.expires_at is not None and message.expires_at <= now:
             return NO_MATCH
-        targets = self._targets(hits, message.topic)
+        size = message.size
         plans: list[tuple[Queue, str | None]] = []
         blocked: Queue | None = None
         for q in targets:
-            verdict, key = q.admit(message, now)
+            verdict, key = q.admit(message, size, now)
             if verdict == ADMIT:
                 plans.append((q, key))
             elif verdict == REJECT:
@@ -107,19 +109,12 @@ class QueueEngine:
             return PublishOutcome(0, 0, blocked.name)
         props = encode_props(message.properties)
         for q, key in plans:
-            q.enqueue(message, props, key, now)
-        self._run_wakes()
-        return PublishOutcome(len(plans), UNSPECIFIED_ERROR if self._store.failed else 0)
-
-    def _targets(self, hits: list[tuple[str, Queue]], topic: str) -> list[Queue]:
-        if len(hits) == 1 and hits[0][1].kind != "template":
-            return [hits[0][1]]
-        targets: list[Queue] = []
-        for _, q in hits:
-            target = self._reg.instance(q, topic) if q.kind == "template" else q
-            if target is not None and target not in targets:
-                targets.append(target)
-        return targets
+            q.enqueue(message, size, props, key, now)
+        if self._ctx.wakes:
+            self._run_wakes()
+        if self._store.failed:
+            return PublishOutcome(len(plans), UNSPECIFIED_ERROR)
+        return MATCHED[len(plans)] if len(plans) < len(MATCHED) else PublishOutcome(len(plans))
 
     def wait_for_room(self, queue: str, callback: Callable[[], None]) -> None:
         """Call `callback` once `queue` has room again (or is gone)."""
@@ -288,7 +283,8 @@ class QueueEngine:
         message = entry.message
         assert message is not None
         dlq = self._reg.dead_letter_queue(queue)
-        dlq.enqueue(message, encode_props(message.properties), None, self._clock())
+        dlq.enqueue(message, entry.size, encode_props(message.properties), None,
+                    self._clock())
         self._ctx.store.delete_now(entry.id)
 
     def _run_wakes(self) -> None:

@@ -93,13 +93,12 @@ class Queue:
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def admit(self, message: Message, now: float) -> tuple[int, str | None]:
+    def admit(self, message: Message, size: int, now: float) -> tuple[int, str | None]:
         """(ADMIT | DROP_NEW | REJECT | BLOCK, last-value key) for a message about to enqueue."""
         key = None
         if self.key_fn is not None:
             key = self.key_fn(message.topic, message.payload, message.properties,
                               message.client_id)
-        size = message.size
         if self._fits(size, key):
             return ADMIT, key
         self.expire(now, head_only=True)
@@ -122,7 +121,7 @@ class Queue:
                 count, total = count - 1, total - old.size
         return count <= self.max_messages and total <= self.max_bytes
 
-    def enqueue(self, message: Message, props: bytes | None, key: str | None,
+    def enqueue(self, message: Message, size: int, props: bytes | None, key: str | None,
                 now: float) -> None:
         """Store `message` (already admitted) and dispatch it if a consumer has room."""
         created = message.created or now
@@ -132,10 +131,10 @@ class Queue:
                 self.remove_ready(old)
                 self.c.replaced += 1
         if self.spec.overflow == "drop_oldest":
-            self._make_room(message.size)
+            self._make_room(size)
         id_ = self.ctx.new_id()
-        self.ctx.store.insert(id_, self.name, message, props, key, 0, created)
-        self.add(id_, message, message.size, key, 0, created)
+        self.ctx.store.insert(id_, self.name, message, size, props, key, created)
+        self.add(id_, message, size, key, 0, created)
         self.c.enqueued += 1
         if self.members:
             self.dispatch()

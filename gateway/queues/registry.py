@@ -27,6 +27,7 @@ from gateway.queues.window import Context
 
 log = logging.getLogger(__name__)
 _spec_decoder = msgspec.json.Decoder(QueueSpec)
+TARGET_CACHE = 4096
 
 
 def encode_spec(spec: QueueSpec) -> bytes:
@@ -61,6 +62,7 @@ class Registry:
         self.by_filter: dict[str, Queue] = {}
         self.templates: list[Queue] = []
         self.dlq_parent: dict[str, str] = {}
+        self._targets: dict[str, list[Queue]] = {}  # topic -> queues it is stored in
 
     # -- membership ------------------------------------------------------------------------
 
@@ -74,6 +76,7 @@ class Registry:
         return q
 
     def _bind(self, q: Queue) -> None:
+        self._targets.clear()
         f = q.spec.filter
         if q.kind == "template":
             self.templates.append(q)
@@ -85,6 +88,7 @@ class Registry:
             self.by_filter.setdefault(f, q)
 
     def _unbind(self, q: Queue) -> None:
+        self._targets.clear()
         f = q.spec.filter
         self.trie.remove(f, q.name)
         if q in self.templates:
@@ -99,6 +103,7 @@ class Registry:
 
     def remove(self, q: Queue) -> None:
         self._unbind(q)
+        self._targets.clear()
         self.queues.pop(q.name, None)
         self.dlq_parent.pop(dead_letter_name(q.name), None)
 
@@ -124,6 +129,22 @@ class Registry:
         return self.add(Queue(spec, kind_of(spec), self.ctx, origin), save=True)
 
     # -- finding queues --------------------------------------------------------------------
+
+    def targets(self, topic: str) -> list[Queue]:
+        """The queues a message on `topic` is stored in (template instances created on the
+        way); cached per topic, because matching the trie costs more than a dict lookup."""
+        cached = self._targets.get(topic)
+        if cached is not None:
+            return cached
+        targets: list[Queue] = []
+        for _, q in self.trie.match(topic):
+            target = self.instance(q, topic) if q.kind == "template" else q
+            if target is not None and target not in targets:
+                targets.append(target)
+        if len(self._targets) >= TARGET_CACHE:
+            self._targets.clear()
+        self._targets[topic] = targets
+        return targets
 
     def instance(self, template: Queue, topic: str) -> Queue | None:
         """The instance queue of `topic`, created (and persisted) on first use."""

@@ -144,11 +144,11 @@ class QueueStore:
 
         self.committer.read(query, finished)
 
-    def insert(self, id_: int, queue: str, message: Message, props: bytes | None,
-               lv_key: str | None, deliveries: int, created: float) -> None:
+    def insert(self, id_: int, queue: str, message: Message, size: int, props: bytes | None,
+               lv_key: str | None, created: float) -> None:
         self.committer.write(INSERT, (id_, queue, message.topic, message.payload, message.qos,
-                                      props, lv_key, deliveries, created, message.expires_at,
-                                      message.client_id or None, message.size))
+                                      props, lv_key, 0, created, message.expires_at,
+                                      message.client_id or None, size))
 
     def delete_now(self, id_: int) -> None:
         """Delete in the transaction of the writes submitted with it (replacement, drop)."""

@@ -360,9 +360,10 @@ class PahoClient:
     def drop(self) -> None:
         """Vanish without DISCONNECT (network loss, crash): the broker sees an abnormal close."""
         sock = self.client.socket()
+        sock = getattr(sock, "_socket", sock)  # the TCP socket under paho's WebSocket wrapper
         if sock is not None:  # paho's thread sees the socket die and stops without DISCONNECT
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                sock.shutdown(socket.SHUT_RDWR)
         self.client.loop_stop()
 
 

@@ -7,7 +7,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,19 +24,24 @@ from tests.broker.clients import (
     tls_context,
 )
 from tests.broker.conftest import ADMIN_ANY_PORT
-from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess, free_port, wait_for_port
 
 # --------------------------------------------------------------------------- WebSocket
 
 
-@pytest.fixture
-def ws_gateway(gateway_factory: GatewayFactory) -> tuple[GatewayProcess, int]:
+@pytest.fixture(scope="module")
+def ws_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, int]]:
     """A gateway on TCP and on WebSocket: `--listen` given twice."""
     ws_port = free_port()
-    gw = gateway_factory(extra_args=["--listen", f"ws://127.0.0.1:{ws_port}/mqtt"])
-    wait_for_port(ws_port)
-    return gw, ws_port
+    gw = GatewayProcess(data_dir=tmp_path_factory.mktemp("ws") / "var",
+                        extra_args=["--listen", f"ws://127.0.0.1:{ws_port}/mqtt",
+                                    *ADMIN_ANY_PORT])
+    gw.start()
+    try:
+        wait_for_port(ws_port)
+        yield gw, ws_port
+    finally:
+        gw.stop()
 
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
@@ -100,8 +104,9 @@ class TlsGateway:
     files: TlsFiles
 
 
-@pytest.fixture
-def tls_gateway(tmp_path: Path) -> Iterator[TlsGateway]:
+@pytest.fixture(scope="module")
+def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsGateway]:
+    tmp_path = tmp_path_factory.mktemp("tls")
     files = make_tls_files(tmp_path / "tls")
     port, required, optional = free_port(), free_port(), free_port()
     config = f"""

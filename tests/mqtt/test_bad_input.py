@@ -231,7 +231,6 @@ def test_property_value_cut_by_the_property_length_is_malformed() -> None:
 
 @pytest.mark.parametrize(("name", "wire_property"), [
     ("payload_format_indicator", "01 02"),
-    ("topic_alias", "23 0000"),
     ("subscription_identifier", "0b 00"),
 ])
 def test_publish_property_out_of_range_is_a_protocol_error(name: str,
@@ -239,6 +238,12 @@ def test_publish_property_out_of_range_is_a_protocol_error(name: str,
     prop = h(wire_property)
     body = h("0001 't'") + bytes((len(prop),)) + prop
     assert reason_of(bytes((0x30, len(body))) + body, MQTT_5) == PROTOCOL, name
+
+
+def test_topic_alias_0_is_decoded_for_the_broker_to_refuse() -> None:
+    # The broker answers 0x94 (Topic Alias invalid), as for an alias above its maximum.
+    packet = Decoder(version=MQTT_5).feed(h("30 07 0001 't' 03 23 0000"))
+    assert packet == [Publish("t", b"", properties={"topic_alias": 0})]
 
 
 @pytest.mark.parametrize(("name", "wire_property"), [

@@ -4,9 +4,11 @@ wait for the app, which refreshes from worker threads."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -19,6 +21,8 @@ from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess, free_port
 from tui.app import TopApp
 from tui.source import AdminSource
+
+P = ParamSpec("P")
 
 QUEUES = """
 [[queues]]
@@ -89,3 +93,13 @@ async def off_loop(call: Callable[[], object]) -> object:
     """Run a blocking call (a paho publish, an admin request, stopping the gateway) without
     freezing the app under test."""
     return await asyncio.get_running_loop().run_in_executor(None, call)
+
+
+def scenario(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async test on its own event loop (the suite has no asyncio plugin)."""
+
+    @functools.wraps(test)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run

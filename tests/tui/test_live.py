@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.tui.conftest import Gateway, live_app, off_loop, until
+from tests.tui.conftest import Gateway, live_app, off_loop, scenario, until
 from tui.app import TopApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
@@ -29,6 +29,7 @@ def stats(gateway: Gateway, queue: str) -> dict[str, Any]:
     return next(q for q in gateway.admin().queues() if q["name"] == queue)
 
 
+@scenario
 async def test_table_shows_depth_and_lag_of_published_messages(queue_gateway: Gateway) -> None:
     queue_gateway.publish("jobs/a", 5)
     app = live_app(queue_gateway, lag_alert=0.5)
@@ -43,6 +44,7 @@ async def test_table_shows_depth_and_lag_of_published_messages(queue_gateway: Ga
         assert "1 lagging" in str(app.query_one("#status").render())
 
 
+@scenario
 async def test_purge_empties_the_queue_only_after_confirmation(queue_gateway: Gateway) -> None:
     queue_gateway.publish("jobs/a", 3)
     app = live_app(queue_gateway)
@@ -62,6 +64,7 @@ async def test_purge_empties_the_queue_only_after_confirmation(queue_gateway: Ga
         assert (await off_loop(lambda: stats(queue_gateway, "jobs")))["depth"] == 0
 
 
+@scenario
 async def test_connection_lost_is_shown_and_clears_when_the_gateway_returns(
         queue_gateway: Gateway) -> None:
     app = live_app(queue_gateway)
@@ -73,7 +76,7 @@ async def test_connection_lost_is_shown_and_clears_when_the_gateway_returns(
         await off_loop(queue_gateway.process.stop)
         await until(pilot, lambda: banner.has_class("-lost"), what="the banner")
         assert "Connection lost" in str(banner.render())
-        assert banner.region.height > 0
+        await until(pilot, lambda: banner.region.height > 0, what="the banner on screen")
         assert cell(app, "jobs", "depth") == "0"  # the last figures stay, marked stale
 
         # The restarted gateway has a new token in admin.json: the view follows it.
@@ -81,9 +84,10 @@ async def test_connection_lost_is_shown_and_clears_when_the_gateway_returns(
         await until(pilot, lambda: not banner.has_class("-lost"), timeout=15,
                     what="the banner to clear")
         assert app.lost is None
-        assert banner.region.height == 0
+        await until(pilot, lambda: banner.region.height == 0, what="the banner gone")
 
 
+@scenario
 async def test_create_and_delete_a_queue_from_the_keyboard(queue_gateway: Gateway) -> None:
     app = live_app(queue_gateway)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -102,6 +106,7 @@ async def test_create_and_delete_a_queue_from_the_keyboard(queue_gateway: Gatewa
         assert "orders" not in names
 
 
+@scenario
 async def test_create_form_shows_the_gateways_refusal(queue_gateway: Gateway) -> None:
     app = live_app(queue_gateway)
     async with app.run_test(size=(80, 24)) as pilot:
