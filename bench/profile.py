@@ -58,6 +58,8 @@ def summarize(path: Path, top: int = 15) -> str:
     """The `top` functions by self and by inclusive share of samples."""
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    per_root: Counter[str] = Counter()  # samples per outermost frame (one per thread kind)
+    root_of: dict[str, Counter[str]] = {}
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -67,13 +69,20 @@ def summarize(path: Path, top: int = 15) -> str:
         frames = [_frame(f) for f in stack.split(";")]
         total += count
         self_time[frames[-1]] += count
+        per_root[frames[0]] += count
         for name in set(frames):
             inclusive[name] += count
+            root_of.setdefault(name, Counter())[frames[0]] += count
     if not total:
         return f"{path.name}: no samples"
+
+    def wraps_a_thread(name: str) -> bool:
+        under = sum(per_root[r] for r in root_of[name])
+        return inclusive[name] >= 0.95 * under
+
     lines = [f"{path.name}: {total} samples at {RATE} Hz", "  self time:"]
     lines += [f"    {n / total:6.1%}  {name}" for name, n in self_time.most_common(top)]
-    lines.append("  inclusive time (without the frames under every sample: main, event loop):")
-    below_root = [(name, n) for name, n in inclusive.most_common() if n < 0.95 * total]
-    lines += [f"    {n / total:6.1%}  {name}" for name, n in below_root[:top]]
+    lines.append("  inclusive time (without frames that wrap a whole thread):")
+    shown = [(name, n) for name, n in inclusive.most_common() if not wraps_a_thread(name)]
+    lines += [f"    {n / total:6.1%}  {name}" for name, n in shown[:top]]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ Port = Annotated[int, Meta(ge=0, le=65535)]
 Positive = Annotated[int, Meta(ge=1)]
 NonNegative = Annotated[int, Meta(ge=0)]
 QUEUE_NAME = re.compile(r"[0-9A-Za-z][-.0-9A-Za-z_]*")
+BRIDGE_NAME = re.compile(r"[0-9A-Za-z][-0-9A-Za-z_]*")
 
 
 class ConfigError(Exception):
@@ -112,6 +113,43 @@ class QueueSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
         return self.name or self.filter
 
 
+class BridgeTopic(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One topic rule of a bridge, like a Mosquitto `topic` line (docs/bridge.md)."""
+
+    pattern: str
+    direction: Literal["out", "in", "both"] = "out"
+    qos: Annotated[int, Meta(ge=0, le=2)] = 1
+    local_prefix: str = ""
+    remote_prefix: str = ""
+
+
+class BridgeSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A connection to an upstream broker with its durable outbox (docs/bridge.md)."""
+
+    name: str
+    address: str
+    protocol: Literal["3.1.1", "5.0"] = "3.1.1"
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    insecure: bool = False
+    try_private: bool = True
+    clean_start: bool = False
+    session_expiry: NonNegative = 3600
+    keepalive: Annotated[int, Meta(ge=0, le=65535)] = 60
+    max_inflight: Annotated[int, Meta(ge=1, le=65535)] = 32
+    reconnect_min: Annotated[float, Meta(gt=0)] = 1.0
+    reconnect_max: Annotated[float, Meta(gt=0)] = 60.0
+    max_messages: NonNegative = 1_000_000
+    max_bytes: NonNegative = 1024 * 1024 * 1024
+    overflow: Literal["drop_oldest", "reject_new", "block"] = "drop_oldest"
+    topics: list[BridgeTopic] = msgspec.field(default_factory=list)
+
+
 class Config(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "var"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -123,6 +161,7 @@ class Config(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
     appliance: ApplianceSettings = msgspec.field(default_factory=ApplianceSettings)
     queues: list[QueueSpec] = msgspec.field(default_factory=list)
+    bridges: list[BridgeSpec] = msgspec.field(default_factory=list)
     source: str = DEFAULT_NAME
 
 
@@ -193,7 +232,7 @@ def _explain(message: str) -> str:
 def _choices(name: str) -> tuple[str, ...]:
     """The allowed values of a Literal-typed key, for error messages."""
     for struct in (Listener, MqttSettings, StorageSettings, AuthSettings, AdminSettings,
-                   ApplianceSettings, QueueSpec, Config):
+                   ApplianceSettings, QueueSpec, BridgeSpec, BridgeTopic, Config):
         hint = typing.get_type_hints(struct).get(name)
         if hint is not None and typing.get_origin(hint) is Literal:
             return tuple(str(a) for a in typing.get_args(hint))
@@ -218,6 +257,25 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{where}: queues[{i}].name: queue {q.queue_name!r} is declared "
                               "twice; give one of them another name")
         names.add(q.queue_name)
+    _check_bridges(config, names)
+
+
+def _check_bridges(config: Config, queue_names: set[str]) -> None:
+    from gateway.bridge.rules import bridge_error, outbox_specs
+
+    seen: set[str] = set()
+    for i, bridge in enumerate(config.bridges):
+        where = f"{config.source}: bridges[{i}]"
+        error = bridge_error(bridge)
+        if error:
+            raise ConfigError(f"{where}.{error}")
+        if bridge.name in seen:
+            raise ConfigError(f"{where}.name: bridge {bridge.name!r} is declared twice")
+        seen.add(bridge.name)
+        for spec in outbox_specs([bridge]):
+            if spec.queue_name in queue_names:
+                raise ConfigError(f"{where}: its outbox queue {spec.queue_name!r} has the name "
+                                  "of a queue in [[queues]]; rename that queue")
 
 
 def _check_queue(q: QueueSpec, where: str) -> None:

@@ -1,4 +1,4 @@
-"""The admin API routes: queues, clients, broker statistics, reload, and `/metrics`.
+"""The admin API routes: queues, clients, bridges, broker statistics, reload, and `/metrics`.
 
 Every route but `/metrics` needs `Authorization: Bearer <token>` (the configured token, or the
 one generated into `<data_dir>/admin.json` at start-up, readable only by the gateway's user).
@@ -64,6 +64,8 @@ class AdminApi:
                 return Response.json(sysstats.snapshot(self.broker))
             case "GET", ["clients"]:
                 return Response.json([c.describe() for c in self.broker.live.values()])
+            case "GET", ["bridges"]:
+                return Response.json(self.broker.bridges.snapshot())
             case "GET", ["queues"]:
                 return Response.json([msgspec.to_builtins(s) for s in engine.stats()])
             case "POST", ["queues"]:

@@ -1,5 +1,7 @@
 """Bridges to upstream MQTT brokers: local topics out through a durable outbox, upstream topics in.
 
-`client.py` is a small MQTT client on the project's own codec; `bridge.py` ties it to the queue
-engine (the outbox is an ordinary durable queue) and to the local broker.
+`rules` maps topics and names the outbox queues; `client` is a small MQTT client on the
+project's own codec; `outbox` (local -> upstream, a queue consumer) and `inbound` (upstream ->
+local) are the two directions; `bridge` keeps one uplink alive with backoff; `manager` runs the
+broker's bridges; `status` shapes what they report (docs/bridge.md).
 """

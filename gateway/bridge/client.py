@@ -1,14 +1,18 @@
 """A minimal asyncio MQTT client (3.1.1 and 5.0) on the sans-IO codec, for bridges.
 
-It connects, subscribes, publishes QoS 0/1 with a bounded in-flight window, answers the
-upstream's QoS 1/2 deliveries, and pings. It does not reconnect by itself: the bridge owns the
-retry policy, so this class stays a plain connection.
+It connects, subscribes, publishes QoS 0/1, acknowledges the upstream's QoS 1/2 deliveries when
+its owner says so (the bridge acknowledges only once the message is committed locally), pings
+and notices a silent upstream. It does not reconnect by itself: the bridge owns the retry
+policy, so this class stays one plain connection. Flow control is the owner's too: `writable`
+and `on_writable` follow the socket's buffer, `receive_maximum` the upstream's CONNACK.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,9 +39,19 @@ from gateway.mqtt.packets import (
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reasons import MQTTError, Reason
 
+BRIDGE_FLAG = 0x80  # Mosquitto's `try_private`: protocol level | 0x80 marks a bridge
+PINGREQ = b"\xc0\x00"
+UNACCEPTABLE_PROTOCOL_VERSION = 1
+
 
 class UpstreamError(Exception):
-    """The upstream refused or dropped us; the message is meant for the log and `$SYS`."""
+    """The upstream refused or dropped us; the message is meant for the log and `$SYS`.
+
+    `code` is the CONNACK return/reason code when the upstream refused the CONNECT."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -54,26 +68,33 @@ class ClientOptions:
     tls: ssl.SSLContext | None = None
     will: Will | None = None
     connect_timeout: float = 10.0
+    bridge_flag: bool = False  # 3.1.1 only: ask a Mosquitto-compatible upstream for bridge mode
 
 
 @dataclass(slots=True)
-class _Callbacks:
+class Callbacks:
     on_message: Callable[[Publish], None] = lambda p: None
     on_ack: Callable[[int, int], None] = lambda pid, reason: None
     on_close: Callable[[str], None] = lambda why: None
+    on_writable: Callable[[], None] = lambda: None
 
 
 @dataclass(slots=True, eq=False)
 class MqttClient(asyncio.Protocol):
     options: ClientOptions
-    callbacks: _Callbacks = field(default_factory=_Callbacks)
+    callbacks: Callbacks = field(default_factory=Callbacks)
     transport: asyncio.Transport | None = None
     decoder: Decoder = field(default_factory=Decoder)
     connack: asyncio.Future[Connack] | None = None
     suback: dict[int, asyncio.Future[Suback]] = field(default_factory=dict)
     next_id: int = 1
-    in_qos2: set[int] = field(default_factory=set)
+    unacked: set[int] = field(default_factory=set)  # our QoS 1 PUBLISHes awaiting PUBACK
+    in_qos2: dict[int, bool] = field(default_factory=dict)  # their QoS 2 ids -> PUBREC sent
     closed_reason: str = ""
+    writable: bool = True
+    receive_maximum: int = 65535
+    maximum_packet_size: int = 268_435_460
+    last_received: float = 0.0
     _ping: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- life cycle
@@ -90,11 +111,7 @@ class MqttClient(asyncio.Protocol):
                 server_hostname=o.host if o.tls else None), o.connect_timeout)
         except (OSError, TimeoutError, ssl.SSLError) as e:
             raise UpstreamError(f"cannot connect to {o.host}:{o.port}: {_why(e)}") from None
-        props: Properties = {}
-        if o.version == MQTT_5 and o.session_expiry:
-            props["session_expiry_interval"] = o.session_expiry
-        self._send(Connect(o.client_id, o.version, o.clean_start, o.keepalive, o.will,
-                           o.username, o.password, props))
+        self._send(self._connect_packet())
         try:
             connack = await asyncio.wait_for(self.connack, o.connect_timeout)
         except TimeoutError:
@@ -103,18 +120,33 @@ class MqttClient(asyncio.Protocol):
         if connack.reason_code:
             self.close()
             raise UpstreamError(f"{o.host}:{o.port} refused the connection: "
-                                f"{_connack_text(connack.reason_code, o.version)}")
+                                f"{_connack_text(connack.reason_code, o.version)}",
+                                connack.reason_code)
+        self.receive_maximum = int(connack.properties.get("receive_maximum", 65535))
+        self.maximum_packet_size = int(connack.properties.get("maximum_packet_size",
+                                                              268_435_460))
         self._schedule_ping()
         return connack
 
+    def _connect_packet(self) -> Connect:
+        o = self.options
+        props: Properties = {}
+        if o.version == MQTT_5 and o.session_expiry:
+            props["session_expiry_interval"] = o.session_expiry
+        level = o.version | (BRIDGE_FLAG if o.bridge_flag and o.version != MQTT_5 else 0)
+        return Connect(o.client_id, level, o.clean_start, o.keepalive, o.will, o.username,
+                       o.password, props)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.last_received = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if self._ping is not None:
             self._ping.cancel()
-        why = self.closed_reason or (f"connection lost: {exc}" if exc else "connection closed")
+        why = self.closed_reason or (f"connection lost: {_why(exc)}" if exc
+                                     else "connection closed by the upstream")
         if self.connack is not None and not self.connack.done():
             self.connack.set_exception(UpstreamError(why))
         for future in self.suback.values():
@@ -122,15 +154,40 @@ class MqttClient(asyncio.Protocol):
                 future.set_exception(UpstreamError(why))
         self.callbacks.on_close(why)
 
-    def close(self) -> None:
+    def close(self, why: str = "") -> None:
+        """Say DISCONNECT and close; `on_close` follows from the event loop."""
         if self.transport is not None and not self.transport.is_closing():
+            self.closed_reason = self.closed_reason or why or "closed by the gateway"
             with contextlib.suppress(RuntimeError):
                 self.transport.write(codec.encode(Disconnect(), self.options.version))
             self.transport.close()
 
+    def abort(self, why: str) -> None:
+        """Drop the socket at once (a silent or misbehaving upstream)."""
+        if self.transport is not None:
+            self.closed_reason = self.closed_reason or why
+            self.transport.abort()
+
     @property
     def connected(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
+
+    # ---------------------------------------------------------------- flow control
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        self.callbacks.on_writable()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     # ---------------------------------------------------------------- sending
 
@@ -140,15 +197,32 @@ class MqttClient(asyncio.Protocol):
 
     def _allocate(self) -> int:
         pid = self.next_id
+        while pid in self.unacked or pid in self.suback:
+            pid = pid % 65535 + 1
         self.next_id = pid % 65535 + 1
         return pid
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False,
-                properties: Properties | None = None) -> int:
+                properties: Properties | None = None, dup: bool = False) -> int:
         """Send a PUBLISH; returns its packet id (0 at QoS 0). `on_ack(pid, reason)` follows."""
-        pid = self._allocate() if qos else 0
-        self._send(Publish(topic, payload, qos, retain, False, pid, properties or {}))
+        pid = 0
+        if qos:
+            pid = self._allocate()
+            self.unacked.add(pid)
+        self._send(Publish(topic, payload, qos, retain, dup and qos > 0, pid, properties or {}))
         return pid
+
+    def acknowledge(self, packet: Publish, reason: int = 0) -> None:
+        """Answer an upstream QoS 1/2 delivery (PUBACK or PUBREC) once it is safe locally."""
+        if packet.qos == 1:
+            self._send(PubAck(packet.packet_id, reason if self._v5 else 0))
+        elif packet.qos == 2:
+            self.in_qos2[packet.packet_id] = True
+            self._send(PubRec(packet.packet_id, reason if self._v5 else 0))
+
+    @property
+    def _v5(self) -> bool:
+        return self.options.version == MQTT_5
 
     async def subscribe(self, subscriptions: list[Subscription]) -> list[int]:
         pid = self._allocate()
@@ -157,6 +231,8 @@ class MqttClient(asyncio.Protocol):
         self._send(Subscribe(pid, subscriptions))
         try:
             return (await asyncio.wait_for(future, self.options.connect_timeout)).reason_codes
+        except TimeoutError:
+            raise UpstreamError("the upstream did not answer SUBSCRIBE") from None
         finally:
             self.suback.pop(pid, None)
 
@@ -166,68 +242,85 @@ class MqttClient(asyncio.Protocol):
             self._ping = asyncio.get_running_loop().call_later(keepalive / 2, self._send_ping)
 
     def _send_ping(self) -> None:
+        """Every keepalive/2: PINGREQ; an upstream silent for 1.5 keepalives is given up."""
+        keepalive = self.options.keepalive
+        if asyncio.get_running_loop().time() - self.last_received > keepalive * 1.5:
+            self.abort(f"no answer from the upstream within {keepalive * 1.5:g}s (keepalive)")
+            return
         if self.transport is not None:
-            self.transport.write(b"\xc0\x00")
+            self.transport.write(PINGREQ)
         self._schedule_ping()
 
     # ---------------------------------------------------------------- receiving
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = asyncio.get_running_loop().time()
         try:
             packets = self.decoder.feed(data)
             for packet in packets:
                 self._handle(packet)
         except MQTTError as e:
-            self.closed_reason = f"protocol error from upstream: {e}"
-            if self.transport is not None:
-                self.transport.close()
+            self.abort(f"protocol error from the upstream: {e}")
 
     def _handle(self, packet: Packet) -> None:
-        if isinstance(packet, Connack):
+        if isinstance(packet, Publish):
+            self._incoming(packet)
+        elif isinstance(packet, PubAck):
+            if packet.packet_id in self.unacked:
+                self.unacked.discard(packet.packet_id)
+                self.callbacks.on_ack(packet.packet_id, packet.reason_code)
+        elif isinstance(packet, Connack):
             if self.connack is not None and not self.connack.done():
                 self.connack.set_result(packet)
-        elif isinstance(packet, PubAck):
-            self.callbacks.on_ack(packet.packet_id, packet.reason_code)
-        elif isinstance(packet, Publish):
-            self._incoming(packet)
         elif isinstance(packet, PubRel):
-            self.in_qos2.discard(packet.packet_id)
+            self.in_qos2.pop(packet.packet_id, None)
             self._send(PubComp(packet.packet_id))
         elif isinstance(packet, Suback):
             future = self.suback.get(packet.packet_id)
             if future is not None and not future.done():
                 future.set_result(packet)
         elif isinstance(packet, Disconnect):
-            self.closed_reason = f"upstream disconnected us (0x{packet.reason_code:02X})"
+            reason = packet.properties.get("reason_string")
+            self.closed_reason = (f"the upstream disconnected us "
+                                  f"({_reason_text(packet.reason_code)}"
+                                  + (f": {reason})" if reason else ")"))
         elif isinstance(packet, (PingResp, PubRec, PubComp)):
             pass
 
     def _incoming(self, packet: Publish) -> None:
-        if packet.qos == 2:
-            if packet.packet_id not in self.in_qos2:
-                self.in_qos2.add(packet.packet_id)
-                self.callbacks.on_message(packet)
-            self._send(PubRec(packet.packet_id))
+        if packet.qos == 2 and packet.packet_id in self.in_qos2:
+            if self.in_qos2[packet.packet_id]:  # a resend after our PUBREC was lost
+                self._send(PubRec(packet.packet_id))
             return
+        if packet.qos == 2:
+            self.in_qos2[packet.packet_id] = False
         self.callbacks.on_message(packet)
-        if packet.qos == 1:
-            self._send(PubAck(packet.packet_id))
 
 
 def _why(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({error.verify_message or error.reason})"
     if isinstance(error, ssl.SSLError):
         return f"TLS failure ({error.reason or error})"
     if isinstance(error, TimeoutError):
         return "timed out"
-    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host name ({error.strerror})"
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno).lower()
+    return str(error) or type(error).__name__
+
+
+def _reason_text(code: int) -> str:
+    try:
+        return f"{Reason(code).name.replace('_', ' ').lower()}, 0x{code:02X}"
+    except ValueError:
+        return f"0x{code:02X}"
 
 
 def _connack_text(code: int, version: int) -> str:
     if version == MQTT_5:
-        try:
-            return f"{Reason(code).name.replace('_', ' ').lower()} (0x{code:02X})"
-        except ValueError:
-            return f"0x{code:02X}"
+        return _reason_text(code)
     return {1: "unacceptable protocol version", 2: "identifier rejected",
             3: "server unavailable", 4: "bad user name or password",
             5: "not authorised"}.get(code, f"return code {code}")

@@ -107,6 +107,9 @@ class Connection(asyncio.Protocol):
                 HANDLERS[type(packet)](self, packet)
         except MQTTError as e:
             self.protocol_failure(e)
+            return
+        if not pending and self.decoder.error is not None:
+            self.protocol_failure(self.decoder.error)
 
     def push_front(self, packet: Packet) -> None:
         """Put a packet back to be handled first once unblocked (queue `block` overflow)."""

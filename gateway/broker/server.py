@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.bridge.manager import Bridges
+from gateway.bridge.rules import queue_specs
 from gateway.broker import listeners, sysstats
 from gateway.broker.access import Access
 from gateway.broker.connection import Connection
@@ -75,6 +77,7 @@ class Broker:
         self._tick_handle: asyncio.TimerHandle | None = None
         self.overloaded = False
         self.paused: list[Connection] = []
+        self.bridges = Bridges(self)
         self._next_sys = 0.0
         self.committer: Committer
         self.engine: QueueEngine
@@ -93,7 +96,7 @@ class Broker:
         self.retained = RetainedStore(table.persist)
         for message in table.load_all():
             self.retained.set(message, persist=False)
-        self.engine = QueueEngine(QueueStore(self.committer), self.config.queues,
+        self.engine = QueueEngine(QueueStore(self.committer), queue_specs(self.config),
                                   self.config.storage, self.clock)
         self.engine.load()
         self._restore_sessions()
@@ -103,11 +106,13 @@ class Broker:
         for listener in self.config.listeners:
             self.servers.append(await listeners.serve(self, listener))
         self._tick_handle = self.loop.call_later(1.0, self._tick)
+        self.bridges.start()
 
     async def stop(self) -> None:
         """Stop accepting, say goodbye to clients, flush commits, close the store."""
         for server in self.servers:
             server.close()
+        await self.bridges.stop()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         for conn in list(self.connections):
@@ -332,6 +337,7 @@ class Broker:
             if self._expired(session, now):
                 self._discard(session)
         self.engine.tick(now)
+        self.bridges.tick(loop_now)
         self._check_memory()
         interval = self.config.mqtt.sys_interval
         if interval and loop_now >= self._next_sys:
@@ -364,4 +370,6 @@ class Broker:
         """Apply a re-read config: auth files and queue definitions; listeners stay as bound."""
         self.config = config
         self.access.reload(config.auth)
-        self.engine.reload(config.queues)
+        self.bridges.stop_changed(config.bridges)
+        self.engine.reload(queue_specs(config))
+        self.bridges.start(config.bridges)

@@ -1,7 +1,9 @@
 """`$SYS/` statistics, as Mosquitto publishes them, plus edgeq's queue statistics.
 
 Published retained every `mqtt.sys_interval` seconds (not persisted). `$SYS/broker/queues` is
-one JSON document with every queue's statistics, for dashboards and `edgeq top`.
+one JSON document with every queue's statistics, for dashboards and `edgeq top`;
+`$SYS/broker/bridges` the same for bridges, with `$SYS/broker/bridges/<name>/...` per field
+(docs/bridge.md).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def publish(broker: Broker) -> None:
     for q in stats:
         for field in ("depth", "inflight", "consumers", "lag_messages", "lag_seconds"):
             _put(broker, f"$SYS/broker/queues/{q['name']}/{field}", str(q[field]), now)
+    for topic, payload in broker.bridges.sys_entries():
+        _put(broker, topic, payload, now)
 
 
 def queue_stats_dict(stats: object) -> dict[str, object]:

@@ -183,18 +183,35 @@ def encode(packet: Packet, version: int = MQTT_311) -> bytes:
 class Decoder:
     """Turns a byte stream into packets. `version` is 0 until a CONNECT (or CONNACK) sets it."""
 
-    __slots__ = ("_buf", "max_packet_size", "version")
+    __slots__ = ("_buf", "error", "max_packet_size", "version")
 
     def __init__(self, max_packet_size: int = wire.MAX_VARINT + 5, version: int = 0) -> None:
         self._buf = bytearray()
+        self.error: MQTTError | None = None
         self.max_packet_size = max_packet_size
         self.version = version
 
     def feed(self, data: bytes) -> list[Packet]:
-        """Append `data`; return the packets now complete, in order."""
+        """Append `data`; return the packets now complete, in order.
+
+        A bad packet raises `MQTTError`, except when good packets precede it in the same
+        call: those are returned and the error waits in `error` (raised by the next `feed`),
+        so the caller handles what the client sent before the fault.
+        """
+        if self.error is not None:
+            raise self.error
+        out: list[Packet] = []
+        try:
+            self._parse(data, out)
+        except MQTTError as e:
+            if not out:
+                raise
+            self.error = e
+        return out
+
+    def _parse(self, data: bytes, out: list[Packet]) -> None:
         buf = self._buf
         buf += data
-        out: list[Packet] = []
         pos = 0
         end = len(buf)
         while end - pos >= 2:
@@ -213,7 +230,6 @@ class Decoder:
             pos = stop
         if pos:
             del buf[:pos]
-        return out
 
     @staticmethod
     def _remaining_length(buf: bytearray, pos: int, end: int) -> tuple[int, int]:

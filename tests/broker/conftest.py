@@ -3,8 +3,8 @@
 Most tests share one gateway for the whole session (starting a process costs ~0.6 s); each test
 uses its own topics and client ids (`tag`), and `broker` checks after every test that the
 shared process is still alive — so every bad-input test also proves the broker survived it.
-Tests that restart, kill or configure a gateway get their own through `gateway` or
-`gateway_factory`.
+Tests that restart or kill a gateway share `restartable`; tests that need another configuration
+get their own through `gateway` or `gateway_factory`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ topic_alias_maximum = 4
 """
 
 
+# Limits that would get in the way of the other tests, in a gateway of their own.
+TIGHT_CONFIG = """
+[mqtt]
+connect_timeout = 0.5
+max_keepalive = 30
+receive_maximum = 2
+"""
+
+
 @pytest.fixture
 def gateway_factory(gateway_factory: GatewayFactory) -> GatewayFactory:
     """The suite's factory, with the admin API on a free port unless `--admin` is given."""
@@ -51,6 +60,27 @@ def gateway(gateway_factory: GatewayFactory) -> GatewayProcess:
 def shared_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     gw = GatewayProcess(data_dir=tmp_path_factory.mktemp("shared") / "var",
                         config_text=SHARED_CONFIG, extra_args=list(ADMIN_ANY_PORT))
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A second shared gateway, for the tests that restart or SIGKILL it: each leaves it
+    running again, and they use their own client ids, so they can share it."""
+    gw = GatewayProcess(data_dir=tmp_path_factory.mktemp("restartable") / "var",
+                        extra_args=list(ADMIN_ANY_PORT))
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def tight_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A shared gateway with TIGHT_CONFIG."""
+    gw = GatewayProcess(data_dir=tmp_path_factory.mktemp("tight") / "var",
+                        config_text=TIGHT_CONFIG, extra_args=list(ADMIN_ANY_PORT))
     gw.start()
     yield gw
     gw.stop()

@@ -22,12 +22,9 @@ CONFIG_ERRORS = {
     "out-of-range": ("[mqtt]\nmax_qos = 3\n", "mqtt.max_qos"),
     "unknown-key": ("[mqtt]\nmax_qoss = 1\n", "mqtt.max_qoss"),
     "wrong-type": ("data_dir = 5\n", "data_dir"),
-    "unknown-section": ("[mqtt]\n[bridges]\nx = 1\n", "bridges"),
     "bad-listener-address": ('[[listeners]]\naddress = "nope"\n', "listeners[0].address"),
     "tls-without-cert": ('[[listeners]]\naddress = "127.0.0.1:1"\nkind = "tls"\n',
                          "listeners[0]"),
-    "bad-listener-kind": ('[[listeners]]\naddress = "127.0.0.1:1"\nkind = "udp"\n',
-                          "listeners[0].kind"),
     "bad-queue-filter": ('[[queues]]\nfilter = "a/#/b"\n', "queues[0].filter"),
     "not-toml": ("[mqtt\nmax_qos = 1\n", "not valid TOML"),
 }

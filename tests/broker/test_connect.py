@@ -7,7 +7,16 @@ import time
 
 import pytest
 
-from gateway.mqtt.packets import MQTT_5, MQTT_311, Connack, PingReq, PingResp, Will
+from gateway.mqtt.packets import (
+    MQTT_5,
+    MQTT_311,
+    Connack,
+    Disconnect,
+    Packet,
+    PingReq,
+    PingResp,
+    Will,
+)
 from tests.broker.clients import RawClient, connected
 from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess
@@ -40,31 +49,41 @@ def test_pingreq_gets_pingresp(broker: GatewayProcess, tag: str) -> None:
         assert bytes(client.raw_in).endswith(b"\xd0\x00")
 
 
-@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
-def test_keepalive_is_enforced_at_one_and_a_half_times(broker: GatewayProcess, tag: str,
-                                                       version: int) -> None:
+def test_keepalive_is_enforced_at_one_and_a_half_times(broker: GatewayProcess,
+                                                       tag: str) -> None:
+    """Keepalive 1: silent clients are closed after 1.5 s (5.0 with DISCONNECT 0x8D, 3.1.1
+    with a plain close) and their wills go out; a client sending PINGREQ stays. All three
+    run side by side to keep the test short."""
     with connected(broker.port, f"{tag}-w") as watcher:
-        watcher.subscribe(f"{tag}/will")
-        silent = connected(broker.port, f"{tag}-k", version, keepalive=1,
-                           will=Will(f"{tag}/will", b"timed out"))
+        watcher.subscribe(f"{tag}/will/+")
+        silent = {version: connected(broker.port, f"{tag}-{version}", version, keepalive=1,
+                                     will=Will(f"{tag}/will/{version}", b"timed out"))
+                  for version in (MQTT_311, MQTT_5)}
+        pinger = connected(broker.port, f"{tag}-ping", MQTT_5, keepalive=1)
         start = time.monotonic()
-        packets = silent.read_until_closed(4.0)
-        elapsed = time.monotonic() - start
-        assert 1.4 <= elapsed <= 2.8, elapsed  # 1.5 s, checked by a once-a-second tick
-        if version == MQTT_5:
-            assert [(type(p).__name__, p.reason_code) for p in packets] == [  # type: ignore[attr-defined]
-                ("Disconnect", 0x8D)]
-        else:
-            assert packets == []  # 3.1.1 has no DISCONNECT from the server: a close
-        assert watcher.receive().payload == b"timed out"  # an abnormal end: the will goes
-
-
-def test_pingreq_keeps_a_connection_alive(broker: GatewayProcess, tag: str) -> None:
-    with connected(broker.port, tag, MQTT_5, keepalive=1) as client:
-        for _ in range(5):  # 2.5 s, well past 1.5 x keepalive
-            client.send_packet(PingReq())
-            client.expect(PingResp)
-            client.expect_silence(0.5)
+        closed: dict[int, tuple[float, list[Packet]]] = {}
+        while time.monotonic() - start < 2.6:  # 1.5 x keepalive plus the 1 s tick
+            pinger.send_packet(PingReq())
+            pinger.expect(PingResp)
+            for version, client in silent.items():
+                if version not in closed:
+                    try:
+                        packets = client.read_until_closed(0.2)
+                    except TimeoutError:
+                        continue
+                    closed[version] = (time.monotonic() - start, packets)
+            if len(closed) == len(silent):
+                pinger.expect_silence(0.4)
+        assert sorted(closed) == [MQTT_311, MQTT_5], "a silent client was not closed"
+        for elapsed, _ in closed.values():
+            assert 1.4 <= elapsed <= 3.0, elapsed
+        assert closed[MQTT_311][1] == []  # 3.1.1 has no server DISCONNECT: a close
+        assert closed[MQTT_5][1] == [Disconnect(0x8D, closed[MQTT_5][1][0].properties)]  # type: ignore[union-attr]
+        assert sorted(watcher.receive().topic for _ in silent) == [  # abnormal: wills go
+            f"{tag}/will/{MQTT_311}", f"{tag}/will/{MQTT_5}"]
+        pinger.send_packet(PingReq())  # the pinging client is still connected
+        pinger.expect(PingResp)
+        pinger.close()
 
 
 @pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
@@ -99,8 +118,8 @@ def test_takeover_does_not_publish_the_will_of_a_resumed_delayed_session(
         second.disconnect(properties={"session_expiry_interval": 0})
 
 
-def test_connect_timeout_closes_silent_sockets(gateway_factory: GatewayFactory) -> None:
-    gw = gateway_factory("[mqtt]\nconnect_timeout = 0.5\n")
+def test_connect_timeout_closes_silent_sockets(tight_gateway: GatewayProcess) -> None:
+    gw = tight_gateway  # connect_timeout = 0.5
     with RawClient(gw.port) as idle:
         start = time.monotonic()
         assert idle.read_until_closed(4.0) == []

@@ -133,14 +133,14 @@ def test_retained_messages_are_not_sent_to_shared_subscriptions(broker: GatewayP
         sub.expect_silence()
 
 
-def test_retained_messages_survive_a_restart(gateway: GatewayProcess, tag: str) -> None:
-    with connected(gateway.port, f"{tag}-p") as pub:
-        pub.publish("kept/a", b"A", 1, retain=True)
-        pub.publish("kept/b", b"B", 1, retain=True)
-        pub.publish("kept/b", b"", 1, retain=True)
-    gateway.restart()
-    with connected(gateway.port, f"{tag}-s") as sub:
-        sub.subscribe("kept/#")
+def test_retained_messages_survive_a_restart(restartable: GatewayProcess, tag: str) -> None:
+    with connected(restartable.port, f"{tag}-p") as pub:
+        pub.publish(f"{tag}/a", b"A", 1, retain=True)
+        pub.publish(f"{tag}/b", b"B", 1, retain=True)
+        pub.publish(f"{tag}/b", b"", 1, retain=True)
+    restartable.restart()
+    with connected(restartable.port, f"{tag}-s") as sub:
+        sub.subscribe(f"{tag}/#")
         got = sub.receive()
-        assert (got.topic, got.payload, got.retain) == ("kept/a", b"A", True)
+        assert (got.topic, got.payload, got.retain) == (f"{tag}/a", b"A", True)
         sub.expect_silence()

@@ -123,61 +123,61 @@ def _expect_queued(gw: GatewayProcess, tag: str, protocol: object, n: int) -> No
 
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
-def test_persistent_session_survives_a_restart(gateway: GatewayProcess, tag: str,
+def test_persistent_session_survives_a_restart(restartable: GatewayProcess, tag: str,
                                                protocol: object) -> None:
-    _queue_for_offline(gateway, tag, protocol, 5)
-    gateway.restart()
-    _expect_queued(gateway, tag, protocol, 5)
+    _queue_for_offline(restartable, tag, protocol, 5)
+    restartable.restart()
+    _expect_queued(restartable, tag, protocol, 5)
 
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
-def test_acknowledged_messages_survive_sigkill(gateway: GatewayProcess, tag: str,
+def test_acknowledged_messages_survive_sigkill(restartable: GatewayProcess, tag: str,
                                                protocol: object) -> None:
-    _queue_for_offline(gateway, tag, protocol, 20)
-    gateway.kill()
-    gateway.start()
-    _expect_queued(gateway, tag, protocol, 20)
+    _queue_for_offline(restartable, tag, protocol, 20)
+    restartable.kill()
+    restartable.start()
+    _expect_queued(restartable, tag, protocol, 20)
 
 
-def test_subscriptions_survive_a_restart(gateway: GatewayProcess, tag: str) -> None:
+def test_subscriptions_survive_a_restart(restartable: GatewayProcess, tag: str) -> None:
     """Messages published after the restart still reach the offline persistent subscriber."""
-    with RawClient(gateway.port, MQTT_311) as sub:
+    with RawClient(restartable.port, MQTT_311) as sub:
         sub.connect(f"{tag}-s", clean_start=False)
         sub.subscribe(f"{tag}/+", qos=1)
         sub.disconnect()
-    gateway.restart()
-    with connected(gateway.port, f"{tag}-p", MQTT_311) as pub:
+    restartable.restart()
+    with connected(restartable.port, f"{tag}-p", MQTT_311) as pub:
         pub.publish(f"{tag}/after", b"after restart", 1)
-    gateway.kill()
-    gateway.start()
-    with RawClient(gateway.port, MQTT_311) as back:
+    restartable.kill()
+    restartable.start()
+    with RawClient(restartable.port, MQTT_311) as back:
         assert back.connect(f"{tag}-s", clean_start=False).session_present
         got = back.receive()
         assert (got.topic, got.payload) == (f"{tag}/after", b"after restart")
         back.expect_silence()
-        pub2 = connected(gateway.port, f"{tag}-p2", MQTT_311)
+        pub2 = connected(restartable.port, f"{tag}-p2", MQTT_311)
         pub2.publish(f"{tag}/live", b"live", 1)
         assert back.receive().payload == b"live"
         pub2.close()
 
 
 def test_unacknowledged_in_flight_message_is_redelivered_after_sigkill(
-        gateway: GatewayProcess, tag: str) -> None:
-    sub = connected(gateway.port, f"{tag}-s", MQTT_311, clean_start=False)
+        restartable: GatewayProcess, tag: str) -> None:
+    sub = connected(restartable.port, f"{tag}-s", MQTT_311, clean_start=False)
     sub.subscribe(f"{tag}/t", qos=1)
-    with connected(gateway.port, f"{tag}-p", MQTT_311) as pub:
+    with connected(restartable.port, f"{tag}-p", MQTT_311) as pub:
         pub.publish(f"{tag}/t", b"in flight", 1)
     assert sub.receive(ack=False).payload == b"in flight"
-    gateway.kill()
+    restartable.kill()
     sub.close()
-    gateway.start()
-    with RawClient(gateway.port, MQTT_311) as back:
+    restartable.start()
+    with RawClient(restartable.port, MQTT_311) as back:
         assert back.connect(f"{tag}-s", clean_start=False).session_present
         got = back.expect(Publish)
         assert got.payload == b"in flight"
         back.send_packet(PubAck(got.packet_id))
         back.expect_silence()
-    gateway.restart()  # the acknowledged message is gone from the store too
-    with RawClient(gateway.port, MQTT_311) as again:
+    restartable.restart()  # the acknowledged message is gone from the store too
+    with RawClient(restartable.port, MQTT_311) as again:
         assert again.connect(f"{tag}-s", clean_start=False).session_present
         again.expect_silence()

@@ -134,9 +134,8 @@ def test_paho_manual_ack_receive_maximum(broker: GatewayProcess, tag: str) -> No
         sub.disconnect()
 
 
-def test_inbound_receive_maximum_exceeded(gateway_factory: object, tag: str) -> None:
-    gw = gateway_factory("[mqtt]\nreceive_maximum = 2\n")  # type: ignore[operator]
-    with RawClient(gw.port) as pub:
+def test_inbound_receive_maximum_exceeded(tight_gateway: GatewayProcess, tag: str) -> None:
+    with RawClient(tight_gateway.port) as pub:
         assert pub.connect(f"{tag}-p").properties["receive_maximum"] == 2
         for i in range(3):  # QoS 2 without PUBREL: three unacknowledged
             pub.send_packet(Publish(f"{tag}/t", b"x", 2, packet_id=i + 1))
@@ -227,11 +226,12 @@ def test_connack_properties(broker: GatewayProcess) -> None:
         assert p["response_information"]
 
 
-def test_server_keep_alive_caps_the_client(gateway_factory: object, tag: str) -> None:
-    gw = gateway_factory("[mqtt]\nmax_keepalive = 30\n")  # type: ignore[operator]
-    with RawClient(gw.port) as client:
+def test_server_keep_alive_caps_the_client(tight_gateway: GatewayProcess, tag: str) -> None:
+    with RawClient(tight_gateway.port) as client:  # max_keepalive = 30
         assert client.connect(f"{tag}-a", keepalive=600).properties["server_keep_alive"] == 30
-    with RawClient(gw.port) as client:
+    with RawClient(tight_gateway.port) as client:
+        assert client.connect(f"{tag}-0", keepalive=0).properties["server_keep_alive"] == 30
+    with RawClient(tight_gateway.port) as client:
         assert "server_keep_alive" not in client.connect(f"{tag}-b", keepalive=20).properties
 
 

@@ -14,6 +14,7 @@ from gateway.mqtt.packets import (
     MQTT_311,
     Connect,
     Disconnect,
+    PingReq,
     Publish,
     Subscribe,
     Subscription,
@@ -369,7 +370,9 @@ def test_unsuback_v5_without_reason_codes_is_malformed() -> None:
 
 # ---------------------------------------------------------------------------------- recovery
 
-def test_a_bad_packet_in_the_same_feed_takes_the_good_ones_before_it_along() -> None:
-    # Documented limitation: feed() raises, so a PINGREQ fed with a bad packet is not returned.
+def test_good_packets_before_a_bad_one_are_returned_and_the_error_waits() -> None:
+    decoder = Decoder(version=MQTT_311)
+    assert decoder.feed(h("c0 00") + h("36 00")) == [PingReq()]
+    assert decoder.error is not None and decoder.error.reason == MALFORMED
     with pytest.raises(MQTTError):
-        Decoder(version=MQTT_311).feed(h("c0 00") + h("36 00"))
+        decoder.feed(b"")

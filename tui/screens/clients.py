@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import Footer, Label
 
 from tui import fmt
 from tui.model import ClientRow, Snapshot
+from tui.widgets.compact import Col, CompactTable, Row
 from tui.widgets.status import Banner
 
-COLUMNS = (("client_id", "client id", 22), ("protocol", "MQTT", 5), ("username", "user", 8),
-           ("peer", "address", 21), ("connected", "up", 6), ("keepalive", "ka", 4),
-           ("inflight", "infl", 5), ("queued", "queued", 6))
-RIGHT = {"connected", "keepalive", "inflight", "queued"}
+
+class ClientsTable(CompactTable):
+    COLUMNS = (Col("client_id", "client id", least=12, most=32), Col("protocol", "MQTT", 5),
+               Col("username", "user", 8), Col("peer", "address", 21),
+               Col("connected", "up", 5, right=True), Col("keepalive", "ka", 3, right=True),
+               Col("inflight", "infl", 4, right=True), Col("queued", "queued", 6, right=True))
 
 
-def cells(c: ClientRow) -> list[Text]:
-    values = {"client_id": fmt.clip(c.client_id, 22), "protocol": c.protocol,
-              "username": fmt.clip(c.username, 8), "peer": fmt.clip(c.peer, 21),
-              "connected": fmt.seconds(c.connected_seconds), "keepalive": str(c.keepalive),
-              "inflight": str(c.inflight), "queued": str(c.queued)}
-    return [Text(values[key], justify="right" if key in RIGHT else "left")
-            for key, _, _ in COLUMNS]
+def cells(c: ClientRow) -> tuple[str, ...]:
+    return (c.client_id, c.protocol, c.username, c.peer, fmt.seconds(c.connected_seconds),
+            str(c.keepalive), str(c.inflight), str(c.queued))
 
 
 class ClientsScreen(Screen[None]):
@@ -38,14 +36,10 @@ class ClientsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield Label("Connected clients", id="clients-title", classes="section")
-        yield DataTable[Text](id="clients", cursor_type="row", zebra_stripes=True)
+        yield ClientsTable(id="clients")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#clients", DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(Text(label, justify="right" if key in RIGHT else "left"), key=key,
-                             width=width)
         if self.snapshot is not None:
             self.show(self.snapshot)
 
@@ -53,13 +47,8 @@ class ClientsScreen(Screen[None]):
         self.snapshot = snapshot
         clients = sorted(snapshot.clients, key=lambda c: c.client_id)
         self.query_one("#clients-title", Label).update(f"Connected clients ({len(clients)})")
-        table = self.query_one("#clients", DataTable)
-        keep = table.cursor_row
-        table.clear()
-        for c in clients:
-            table.add_row(*cells(c))
-        if clients:
-            table.move_cursor(row=min(keep, len(clients) - 1), animate=False)
+        self.query_one(ClientsTable).set_rows(
+            [Row(str(i), cells(c)) for i, c in enumerate(clients)])
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -5,37 +5,52 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import Footer, Label, Static
 
 from tui import fmt
 from tui.model import QueueDetail, QueueRow
 from tui.source import AdminError, DataSource
+from tui.widgets.compact import Col, CompactTable, Row
 from tui.widgets.status import Banner
 
+COUNTERS = ("enqueued", "acked", "redelivered", "dropped", "rejected", "replaced",
+            "dead_lettered", "expired")
 SETTINGS = (("last_value_key", "key"), ("template", "template"), ("overflow", "when full"),
             ("max_messages", "max"), ("max_inflight", "window"), ("max_deliveries", "tries"))
 
 
 def describe(q: QueueRow, settings: dict[str, object]) -> str:
-    """Three lines: what the queue is, where it stands, and its counters since start-up."""
-    extras = [label if settings[k] is True else f"{label} {_setting(k, settings[k])}"
-              for k, label in SETTINGS if settings.get(k) not in (None, "", False)]
+    """What the queue is, its settings, where it stands, and its non-zero counters."""
     what = " · ".join([f"[b]{escape(q.name)}[/b]", fmt.kind(q.kind), q.dispatch or "?",
-                       escape(f"filter {q.filter}"), *map(escape, extras)])
-    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · in flight {q.inflight} · "
+                       escape(f"filter {q.filter}")])
+    configured = " · ".join(
+        escape(label if settings[k] is True else f"{label} {_setting(k, settings[k])}")
+        for k, label in SETTINGS if settings.get(k) not in (None, "", False))
+    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · infl {q.inflight} · "
            f"lag {fmt.count(q.lag_messages)} msgs, {fmt.seconds(q.lag_seconds)} · "
-           f"oldest {fmt.seconds(q.oldest_age)} · in {fmt.rate(q.in_rate)}/s "
-           f"out {fmt.rate(q.out_rate)}/s")
-    totals = (f"enqueued {q.enqueued} · acked {q.acked} · redelivered {q.redelivered} · "
-              f"dropped {q.dropped} · rejected {q.rejected} · replaced {q.replaced} · "
-              f"dead-lettered {q.dead_lettered} · expired {q.expired}")
-    return "\n".join((what, now, totals))
+           f"oldest {fmt.seconds(q.oldest_age)} · {fmt.rate(q.in_rate)}/s in, "
+           f"{fmt.rate(q.out_rate)}/s out")
+    counters = [(n, getattr(q, n)) for n in COUNTERS]
+    totals = "since start: " + " · ".join(
+        f"{n.replace('_', '-')} {v}" for n, v in counters if v or n in ("enqueued", "acked"))
+    return "\n".join(line for line in (what, configured, now, totals) if line)
+
+
+class ConsumersTable(CompactTable):
+    COLUMNS = (Col("client_id", "consumer (client id)", least=16, most=40),
+               Col("qos", "QoS", 3, right=True), Col("inflight", "in flight", 9, right=True),
+               Col("acked", "acked", 9, right=True))
+
+
+class DeadLettersTable(CompactTable):
+    COLUMNS = (Col("topic", "topic", 24), Col("deliveries", "tries", 5, right=True),
+               Col("bytes", "size", 5, right=True), Col("client_id", "from", 12),
+               Col("payload", "payload (start)", least=10, most=80))
 
 
 def _setting(key: str, value: object) -> str:
@@ -63,22 +78,12 @@ class QueueScreen(Screen[None]):
         yield Banner(id="banner")
         yield Static(f"[b]{escape(self.queue_name)}[/b] · loading…", id="queue-summary")
         yield Label("Consumers", id="consumers-title", classes="section", markup=False)
-        yield DataTable[Text](id="consumers", cursor_type="row", zebra_stripes=True)
+        yield ConsumersTable(id="consumers")
         yield Label("Dead-letter queue", id="dlq-title", classes="section", markup=False)
-        yield DataTable[Text](id="dead-letters", cursor_type="row", zebra_stripes=True)
+        yield DeadLettersTable(id="dead-letters")
         yield Footer()
 
     def on_mount(self) -> None:
-        consumers = self.query_one("#consumers", DataTable)
-        consumers.add_column("consumer (client id)", key="client_id", width=30)
-        for key, label in (("qos", "QoS"), ("inflight", "in flight"), ("acked", "acked")):
-            consumers.add_column(Text(label, justify="right"), key=key)
-        dlq = self.query_one("#dead-letters", DataTable)
-        dlq.add_column("topic", key="topic", width=24)
-        dlq.add_column(Text("tries", justify="right"), key="deliveries")
-        dlq.add_column(Text("size", justify="right"), key="bytes")
-        dlq.add_column("from", key="client_id", width=12)
-        dlq.add_column("payload", key="payload")
         self.action_refresh()
 
     def action_back(self) -> None:
@@ -125,14 +130,10 @@ class QueueScreen(Screen[None]):
     def _show_consumers(self, detail: QueueDetail) -> None:
         self.query_one("#consumers-title", Label).update(
             f"Consumers ({len(detail.consumers)})")
-        table = self.query_one("#consumers", DataTable)
-        table.clear()
-        for c in sorted(detail.consumers, key=lambda c: c.client_id):
-            label = c.client_id if c.active else f"{c.client_id} (leaving)"
-            table.add_row(Text(fmt.clip(label, 30)),
-                          Text("" if c.qos is None else str(c.qos), justify="right"),
-                          Text(str(c.inflight), justify="right"),
-                          Text(str(c.acked), justify="right"))
+        self.query_one(ConsumersTable).set_rows([
+            Row(str(i), (c.client_id if c.active else f"{c.client_id} (leaving)",
+                         "" if c.qos is None else str(c.qos), str(c.inflight), str(c.acked)))
+            for i, c in enumerate(sorted(detail.consumers, key=lambda c: c.client_id))])
 
     def _show_dead_letters(self, detail: QueueDetail) -> None:
         if detail.dead_letter_queue:
@@ -141,11 +142,7 @@ class QueueScreen(Screen[None]):
         else:
             title = "Dead-letter queue: empty (created on the first dead letter)"
         self.query_one("#dlq-title", Label).update(title)
-        table = self.query_one("#dead-letters", DataTable)
-        table.clear()
-        for m in detail.dead_letters:
-            table.add_row(Text(fmt.clip(m.topic, 24)),
-                          Text(str(m.deliveries), justify="right"),
-                          Text(fmt.size(m.bytes), justify="right"),
-                          Text(fmt.clip(m.client_id, 12)),
-                          Text(fmt.clip(m.payload.replace("\n", " "), 60)))
+        self.query_one(DeadLettersTable).set_rows([
+            Row(str(i), (m.topic, str(m.deliveries), fmt.size(m.bytes), m.client_id,
+                         m.payload.replace("\n", " ")))
+            for i, m in enumerate(detail.dead_letters)])

@@ -2,110 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
-
-from rich.text import Text
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from collections.abc import Sequence
+from typing import ClassVar
 
 from tui import fmt
 from tui.model import QueueRow
+from tui.widgets.compact import Col, CompactTable, Row
 
-Column = tuple[str, str, Callable[[QueueRow], str]]
-
-# key, header, cell text. Headers are short so that all eleven fit in 80 columns: the table has
-# no cell padding, each column is one cell wider than its text instead (one space per column
-# rather than Textual's two).
-COLUMNS: tuple[Column, ...] = (
-    ("name", "queue", lambda q: q.name),
-    ("kind", "type", lambda q: fmt.kind(q.kind)),
-    ("depth", "depth", lambda q: fmt.count(q.depth)),
-    ("bytes", "bytes", lambda q: fmt.size(q.bytes)),
-    ("consumers", "cons", lambda q: str(q.consumers)),
-    ("inflight", "infl", lambda q: fmt.count(q.inflight)),
-    ("in_rate", "in/s", lambda q: fmt.rate(q.in_rate)),
-    ("out_rate", "out/s", lambda q: fmt.rate(q.out_rate)),
-    ("lag_messages", "lag", lambda q: fmt.count(q.lag_messages)),
-    ("lag_seconds", "lag s", lambda q: fmt.seconds(q.lag_seconds)),
-    ("oldest_age", "oldest", lambda q: fmt.seconds(q.oldest_age)),
+# Short headers so that all eleven columns fit in 80 columns; the help screen explains them.
+COLUMNS = (
+    Col("name", "queue", least=10, most=40),
+    Col("kind", "type", 4),
+    Col("depth", "depth", 5, right=True),
+    Col("bytes", "bytes", 5, right=True),
+    Col("consumers", "cons", 4, right=True),
+    Col("inflight", "infl", 4, right=True),
+    Col("in_rate", "in/s", 5, right=True),
+    Col("out_rate", "out/s", 5, right=True),
+    Col("lag_messages", "lag", 5, right=True),
+    Col("lag_seconds", "lag s", 5, right=True),
+    Col("oldest_age", "oldest", 6, right=True),
 )
-FIXED_WIDTHS = {"kind": 5, "depth": 6, "bytes": 6, "consumers": 5, "inflight": 5, "in_rate": 6,
-                "out_rate": 6, "lag_messages": 6, "lag_seconds": 6, "oldest_age": 7}
-NAME_MIN, NAME_MAX = 10, 48
 
 
-class QueuesTable(DataTable[Text]):
-    """Queues by name; rows whose lag passes the alert threshold use the `--alert` style."""
+def cells(q: QueueRow, label: str) -> tuple[str, ...]:
+    return (label, fmt.kind(q.kind), fmt.count(q.depth), fmt.size(q.bytes), str(q.consumers),
+            fmt.count(q.inflight), fmt.rate(q.in_rate), fmt.rate(q.out_rate),
+            fmt.count(q.lag_messages), fmt.seconds(q.lag_seconds), fmt.seconds(q.oldest_age))
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = DataTable.COMPONENT_CLASSES | {
+
+class QueuesTable(CompactTable):
+    """Queues by name; a queue whose lag passes the alert threshold gets a "!" before its name
+    and the `queues-table--alert` style (red in app.tcss)."""
+
+    COLUMNS = COLUMNS
+    COMPONENT_CLASSES: ClassVar[set[str]] = CompactTable.COMPONENT_CLASSES | {
         "queues-table--alert"}
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cell_padding=0)
+        super().__init__(id=id)
         self.rows_shown: tuple[QueueRow, ...] = ()
         self.lag_alert = 0.0
-        self.labels: dict[str, str] = {}  # queue name -> what the name column shows
-
-    def on_mount(self) -> None:
-        self._add_columns()
-
-    def on_resize(self) -> None:
-        if self.rows_shown and self._name_width() != self.columns[ColumnKey("name")].width:
-            self.show(self.rows_shown, self.lag_alert, force=True)
 
     @property
     def selected(self) -> str | None:
         """The queue under the cursor, if any."""
-        if not self.rows_shown or not 0 <= self.cursor_row < len(self.rows_shown):
-            return None
-        return self.rows_shown[self.cursor_row].name
+        return self.cursor_key
 
-    def show(self, queues: Sequence[QueueRow], lag_alert: float, force: bool = False) -> None:
-        """Display `queues`; rows are rebuilt only when the set of queues changes."""
-        rows = tuple(sorted(queues, key=lambda q: q.name))
+    def show(self, queues: Sequence[QueueRow], lag_alert: float) -> None:
+        self.rows_shown = tuple(sorted(queues, key=lambda q: q.name))
         self.lag_alert = lag_alert
-        same_rows = [q.name for q in rows] == [q.name for q in self.rows_shown]
-        self.rows_shown = rows
-        self.labels = fmt.queue_labels(rows)
-        if same_rows and not force:
-            for q in rows:
-                for key, _, cell in COLUMNS:
-                    self.update_cell(q.name, key, self._cell(q, key, cell))
-            return
-        keep = self.selected
-        self.clear(columns=True)
-        self._add_columns()
-        for q in rows:
-            self.add_row(*(self._cell(q, key, cell) for key, _, cell in COLUMNS), key=q.name)
-        names = [q.name for q in rows]
-        if keep in names:
-            self.move_cursor(row=names.index(keep), animate=False)
-
-    def _add_columns(self) -> None:
-        for key, header, _ in COLUMNS:
-            width = self._name_width() if key == "name" else FIXED_WIDTHS[key]
-            label = f" {header}" if _justify(key) == "left" else header
-            self.add_column(Text(label, justify=_justify(key)), key=key, width=width)
-
-    def _name_width(self) -> int:
-        spare = self.size.width - sum(FIXED_WIDTHS.values()) - 1  # the vertical scrollbar
-        return max(NAME_MIN, min(NAME_MAX, spare))
-
-    def _cell(self, q: QueueRow, key: str, render: Callable[[QueueRow], str]) -> Text:
-        alert = self.is_alert(q)
-        text = render(q)
-        if key == "name":
-            text = fmt.clip(("! " if alert else "") + self.labels.get(q.name, text),
-                            self._name_width() - 1)
-        if _justify(key) == "left":
-            text = f" {text}"
-        style = self.get_component_rich_style("queues-table--alert") if alert else ""
-        return Text(text, style=style, justify=_justify(key))
+        labels = fmt.queue_labels(self.rows_shown)
+        alert_style = self.get_component_rich_style("queues-table--alert")
+        rows = []
+        for q in self.rows_shown:
+            alert = self.is_alert(q)
+            label = ("! " if alert else "") + labels.get(q.name, q.name)
+            rows.append(Row(q.name, cells(q, label), alert_style if alert else ""))
+        self.set_rows(rows)
 
     def is_alert(self, q: QueueRow) -> bool:
         return self.lag_alert > 0 and q.lag_seconds >= self.lag_alert
-
-
-def _justify(key: str) -> Literal["left", "right"]:
-    return "left" if key in ("name", "kind") else "right"
