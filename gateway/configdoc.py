@@ -82,13 +82,60 @@ DESCRIPTIONS: dict[str, str] = {
     "queues.ack_timeout": "Seconds before an unacknowledged message is redelivered (0: never).",
     "queues.max_deliveries": "Deliveries before a message moves to the dead-letter queue "
                              "(0: unlimited).",
+    "bridges": "Connections to upstream MQTT brokers (array of tables; docs/bridge.md). Local "
+               "topics go up through a durable outbox queue per `out` rule, named "
+               "`bridge.<name>.<filter>`; upstream topics come down into the broker.",
+    "bridges.name": "Bridge name, matching `[0-9A-Za-z][-0-9A-Za-z_]*`; used in `$SYS` topics, "
+                    "outbox queue names and the local client id `$bridge/<name>`.",
+    "bridges.address": "`HOST:PORT` of the upstream broker.",
+    "bridges.protocol": "`3.1.1` or `5.0`.",
+    "bridges.client_id": "Client id at the upstream; empty: `<hostname>.<name>`.",
+    "bridges.username": "User name at the upstream (empty: none).",
+    "bridges.password": "Password at the upstream (empty: none).",
+    "bridges.tls": "Connect with TLS, verifying the upstream's certificate and host name.",
+    "bridges.cafile": "PEM CA bundle to verify the upstream with (empty: the system's CAs).",
+    "bridges.certfile": "PEM client certificate (chain) for upstreams that require one.",
+    "bridges.keyfile": "PEM private key of `certfile` (empty: in `certfile`).",
+    "bridges.insecure": "Skip certificate and host name verification (tests and lab setups "
+                        "only).",
+    "bridges.try_private": "MQTT 3.1.1: announce a bridge (protocol level 0x84, as Mosquitto) so "
+                           "that the upstream does not echo our own messages back; falls back "
+                           "to plain 3.1.1 when refused.",
+    "bridges.clean_start": "Start a new upstream session at each connection (the upstream then "
+                           "forgets `in` messages sent while we were away).",
+    "bridges.session_expiry": "MQTT 5.0: seconds the upstream keeps our session after a "
+                              "disconnect.",
+    "bridges.keepalive": "Keepalive in seconds; an upstream silent for 1.5 times as long is "
+                         "given up and reconnected.",
+    "bridges.max_inflight": "Outbox messages sent and not yet acknowledged by the upstream "
+                            "(also capped by its 5.0 Receive Maximum).",
+    "bridges.reconnect_min": "First reconnect delay in seconds; it doubles at each failure.",
+    "bridges.reconnect_max": "Largest reconnect delay in seconds; each delay is drawn between "
+                             "half and all of the current step (jitter).",
+    "bridges.max_messages": "Outbox limit on stored messages, per `out` rule.",
+    "bridges.max_bytes": "Outbox limit on stored payload and topic bytes, per `out` rule.",
+    "bridges.overflow": "At an outbox limit: `drop_oldest` (keep the newest data, never slow "
+                        "local producers), `reject_new` or `block` (as for queues; these hold "
+                        "back local producers while the uplink is down).",
+    "bridges.topics": "Topic rules (array of tables, like Mosquitto's `topic` lines).",
+    "bridges.topics.pattern": "Topic filter, wildcards allowed.",
+    "bridges.topics.direction": "`out` (local to upstream), `in` (upstream to local) or `both`.",
+    "bridges.topics.qos": "`out`: QoS towards the upstream (0, or 1 for 1 and 2); `in`: QoS of "
+                          "the upstream subscription.",
+    "bridges.topics.local_prefix": "Prefix of the local topics: local filter = `local_prefix` "
+                                   "+ `pattern`.",
+    "bridges.topics.remote_prefix": "Prefix of the upstream topics: remote filter = "
+                                    "`remote_prefix` + `pattern`.",
 }
 
 _SECTIONS: list[tuple[str, type[msgspec.Struct]]] = [
     ("", c.Config), ("listeners", c.Listener), ("mqtt", c.MqttSettings),
     ("storage", c.StorageSettings), ("auth", c.AuthSettings), ("admin", c.AdminSettings),
-    ("appliance", c.ApplianceSettings), ("queues", c.QueueSpec)]
-_STRUCT_FIELDS = {"listeners", "mqtt", "storage", "auth", "admin", "appliance", "queues", "source"}
+    ("appliance", c.ApplianceSettings), ("queues", c.QueueSpec), ("bridges", c.BridgeSpec),
+    ("bridges.topics", c.BridgeTopic)]
+_STRUCT_FIELDS = {"listeners", "mqtt", "storage", "auth", "admin", "appliance", "queues",
+                  "bridges", "source"}
+_ARRAYS = ("listeners", "queues", "bridges", "bridges.topics")
 
 EXAMPLE = """\
 data_dir = "/var/lib/edgeq"
@@ -116,6 +163,24 @@ dispatch = "least_inflight"
 filter = "lights/+/commands"
 template = true
 last_value_key = "user_property:command_type|json:command_type"
+
+[[bridges]]
+name = "cloud"
+address = "mqtt.example.com:8883"
+protocol = "5.0"
+tls = true
+username = "site-7"
+password = "secret"
+
+[[bridges.topics]]
+pattern = "sensors/#"
+direction = "out"
+remote_prefix = "sites/7/"
+
+[[bridges.topics]]
+pattern = "lights/+/commands"
+direction = "in"
+remote_prefix = "sites/7/"
 """
 
 
@@ -148,7 +213,7 @@ def render() -> str:
            "## Example", "", "```toml", EXAMPLE.rstrip(), "```", ""]
     for section, struct in _SECTIONS:
         title = "Top level" if not section else (
-            f"[[{section}]]" if section in ("listeners", "queues") else f"[{section}]")
+            f"[[{section}]]" if section in _ARRAYS else f"[{section}]")
         out += [f"## {title}", ""]
         if section:
             out += [DESCRIPTIONS[section], ""]

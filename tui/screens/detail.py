@@ -31,14 +31,14 @@ def describe(q: QueueRow, settings: dict[str, object]) -> str:
     configured = " · ".join(
         escape(label if settings[k] is True else f"{label} {_setting(k, settings[k])}")
         for k, label in SETTINGS if settings.get(k) not in (None, "", False))
-    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · infl {q.inflight} · "
-           f"lag {fmt.count(q.lag_messages)} msgs, {fmt.seconds(q.lag_seconds)} · "
-           f"oldest {fmt.seconds(q.oldest_age)} · {fmt.rate(q.in_rate)}/s in, "
-           f"{fmt.rate(q.out_rate)}/s out")
+    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · in flight {q.inflight} · "
+           f"in {fmt.rate(q.in_rate)}/s · out {fmt.rate(q.out_rate)}/s")
+    lag = (f"lag {fmt.count(q.lag_messages)} msgs behind · oldest unacked "
+           f"{fmt.seconds(q.lag_seconds)} · oldest waiting {fmt.seconds(q.oldest_age)}")
     counters = [(n, getattr(q, n)) for n in COUNTERS]
     totals = "since start: " + " · ".join(
         f"{n.replace('_', '-')} {v}" for n, v in counters if v or n in ("enqueued", "acked"))
-    return "\n".join(line for line in (what, configured, now, totals) if line)
+    return "\n".join(line for line in (what, configured, now, lag, totals) if line)
 
 
 class ConsumersTable(CompactTable):
