@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = [s.note for s in scenarios if s.note] + [
         "* the busiest load-generator process used >90% of a core: msg/s may be "
         "generator-bound (CPU/msg is not affected)."]
-    info = machine.describe() | {"busy before run": f"{busy:.0%}", "fd limit": str(fd_limit)}
+    info = machine.describe() | {"busy before run": f"{busy:.0%}",
+                                 "load average at end": machine.load_average(),
+                                 "fd limit": str(fd_limit)}
     markdown = "\n".join([report.render_markdown(rows), "", *(f"- {n}" for n in notes), "",
                           *(f"- {k}: {v}" for k, v in info.items())])
     print(report.render_text(rows))

@@ -176,10 +176,12 @@ class Received:
 
     ids: array[int] = field(default_factory=lambda: array("Q"))
     batches: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    last_ns: int = 0  # CLOCK_MONOTONIC of the last message
 
     def add(self, ids: tuple[int, ...], sent: tuple[int, ...], now_ns: int) -> None:
         self.ids.extend(ids)
         self.batches.append((now_ns, sent))
+        self.last_ns = now_ns
 
     def latencies(self, limit: int = 200_000) -> array[int]:
         """Receive minus send time in ns, evenly sampled down to at most `limit` values."""

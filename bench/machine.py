@@ -25,6 +25,11 @@ def busy_fraction(seconds: float = 1.0) -> float:
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews msg/s."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def _command_line(cmd: list[str]) -> str:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)

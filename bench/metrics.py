@@ -15,8 +15,9 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid: int) -> list[str]:
-    raw = Path(f"/proc/{pid}/stat").read_text()
+def _stat_fields(pid: int, tid: int | None = None) -> list[str]:
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    raw = Path(path).read_text()
     # The command name is in parentheses and may contain spaces: split after it.
     return raw[raw.rindex(")") + 2:].split()
 
@@ -24,6 +25,12 @@ def _stat_fields(pid: int) -> list[str]:
 def cpu_seconds(pid: int) -> float:
     """utime+stime of one process, all its threads included."""
     fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """utime+stime of the process's first thread only (edgeq: the event loop)."""
+    fields = _stat_fields(pid, pid)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -71,13 +78,14 @@ class Sample:
 
     wall: float
     cpu: float
+    main_cpu: float  # of that, the main thread's
     rss_kib: int
     hwm_kib: int
 
 
 def sample(pid: int) -> Sample:
-    return Sample(time.monotonic(), tree_cpu_seconds(pid), status_kib(pid, "VmRSS"),
-                  status_kib(pid, "VmHWM"))
+    return Sample(time.monotonic(), tree_cpu_seconds(pid), main_thread_cpu_seconds(pid),
+                  status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,11 @@ class Window:
     @property
     def cpu(self) -> float:
         return self.end.cpu - self.start.cpu
+
+    @property
+    def other_threads_cpu(self) -> float:
+        """CPU seconds of every thread but the main one (edgeq: the SQLite writer)."""
+        return self.cpu - (self.end.main_cpu - self.start.main_cpu)
 
     def cpu_us_per(self, count: int) -> float | None:
         return self.cpu / count * 1e6 if count else None

@@ -56,6 +56,7 @@ class WorkerResult:
     ids: bytes = b""  # array('Q') of every message id received
     latencies: bytes = b""  # array('q') of sampled latencies in ns
     cpu: float = 0.0  # this process's CPU seconds over the window
+    last_receive: float = 0.0  # time.monotonic() of the last message received in the window
     error: str | None = None
 
 
@@ -89,6 +90,17 @@ class PhaseResult:
     @property
     def generator_cpu(self) -> float:
         return sum(w.cpu for w in self.workers)
+
+    @property
+    def seconds(self) -> float:
+        """Start to the last message received, or to the end of the window if none was.
+
+        At QoS 0 the workers wait a while for messages that were dropped: not part of the rate.
+        """
+        last = max((w.last_receive for w in self.workers), default=0.0)
+        if last > self.window.start.wall:
+            return min(self.window.seconds, last - self.window.start.wall)
+        return self.window.seconds
 
 
 @dataclass
@@ -176,6 +188,7 @@ def _worker(index: int, spec: WorkerSpec, sh: _Shared, conn: Connection) -> None
         ended = os.times()
         conn.send("done" if finished else "timeout")
         result.cpu = (ended.user + ended.system) - (began.user + began.system)
+        result.last_receive = max((s.received.last_ns for s in subs), default=0) / 1e9
         if finished:
             _drive(pubs, subs, sh, time.monotonic() + LINGER_S, linger=True)
         _collect(result, pubs, subs)

@@ -249,6 +249,9 @@ def _esptool_major() -> int:
 def command_payload(command_type: str, value: str | None, command_id: str | None) -> bytes:
     """The JSON of a command, checked by the firmware's own parser."""
     commands = _firmware_module("commands")
+    if command_type not in commands.COMMAND_TYPES:
+        raise ToolError(f"unknown command type {command_type!r}: use "
+                        + ", ".join(commands.COMMAND_TYPES))
     doc: dict[str, Any] = {"command_type": command_type}
     if command_type == "set-color":
         if value is not None and value.startswith("["):
@@ -354,7 +357,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("send", help="publish a command to a light (QoS 1)")
     s.add_argument("device", help="device id, e.g. light-123")
-    s.add_argument("command_type", choices=["set-color", "set-brightness", "power"])
+    s.add_argument("command_type", metavar="COMMAND_TYPE",
+                   help="set-color, set-brightness or power (with --raw: any user property)")
     s.add_argument("value", nargs="?",
                    help="a colour (name, #rrggbb or [r,g,b]), a brightness 0-100, on/off/toggle")
     s.add_argument("--id", help="a command id, echoed in the light's state")

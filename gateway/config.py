@@ -190,6 +190,19 @@ def parse_listen_flag(value: str) -> Listener:
                     path="/" + path if path else "/mqtt")
 
 
+def _with_tls_files(listener: Listener, config: Config) -> Listener:
+    """A `tls://`/`wss://` flag takes its certificate files from the file's TLS listener."""
+    if listener.kind not in ("tls", "wss"):
+        return listener
+    source = next((x for x in config.listeners if x.kind in ("tls", "wss")), None)
+    if source is None:
+        raise ConfigError(f"--listen {listener.kind}://{listener.address}: no certificate; "
+                          "declare a [[listeners]] entry with kind = \"tls\", certfile and "
+                          f"keyfile in {config.source}")
+    return msgspec.structs.replace(source, address=listener.address, kind=listener.kind,
+                                   path=listener.path)
+
+
 def load(path: str | Path | None = None) -> Config:
     """Read `path` (or the embedded default) into a validated `Config`."""
     if path is None:
@@ -312,7 +325,7 @@ def with_overrides(config: Config, listen: list[str] | None = None,
     """Command-line flags override the file."""
     changes: dict[str, Any] = {}
     if listen:
-        changes["listeners"] = [parse_listen_flag(v) for v in listen]
+        changes["listeners"] = [_with_tls_files(parse_listen_flag(v), config) for v in listen]
     if data_dir:
         changes["data_dir"] = data_dir
     if admin:

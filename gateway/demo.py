@@ -51,7 +51,9 @@ OCR_SECONDS = {"ocr-1": 0.25, "ocr-2": 0.4, "ocr-3": 2.0}  # seconds per image; 
 LIGHTS = ("light-1", "light-2", "light-3")
 COLORS = ("red", "green", "blue", "amber", "white", "violet")
 BURST, BURST_EVERY, HISTORIAN_RATE = 2500, 60.0, 60.0
+HUB_WINDOW = 50  # well under the gateway's receive maximum (100): paho resends a whole window
 REPORT_EVERY = 5.0
+BACKLOG_WINDOW = 1.0  # what a light receives this soon after connecting waited in its queue
 
 
 class Demo:
@@ -155,25 +157,39 @@ def cloud_app(demo: Demo, sent: dict[str, int]) -> None:
 
 def light(demo: Demo, light_id: str, sent: dict[str, int]) -> None:
     """An MQTT 3.1.1 device with a persistent session, like the ESP32 firmware, that goes
-    offline and online; it reports what it received in each online spell."""
-    got: list[str] = []
-    topic = f"$q/lights/{light_id}/commands"
+    offline and online. Back online, its last-value queue hands it only the latest command
+    per `command_type`, however many were sent while it was away."""
     while not demo.stop.is_set():
         missed = sent[light_id]
-        c = demo.client(light_id, v5=False, clean=False)
-        c.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        c.on_message = lambda c, u, m: got.append(_command(m.payload))
-        online = random.uniform(6, 12)
-        demo.sleep(online)
-        c.disconnect()
-        c.loop_stop()
-        demo.clients.remove(c)
-        if got:
-            demo.say(f"{light_id}: online {online:.0f}s, applied {', '.join(got)} "
-                     f"({missed} commands had been sent while it was away)")
-        got.clear()
+        got = _online(demo, light_id, random.uniform(6, 12))
+        waiting = [cmd for after, cmd in got if after < BACKLOG_WINDOW]
+        if missed:
+            demo.say(f"{light_id} came back: {missed} commands had been sent while it was "
+                     f"offline; it received only {', '.join(waiting) or 'none'} "
+                     f"(then {len(got) - len(waiting)} live)")
         sent[light_id] = 0
         demo.sleep(random.uniform(10, 20))
+
+
+def _online(demo: Demo, light_id: str, seconds: float) -> list[tuple[float, str]]:
+    """Connect, consume the light's queue for `seconds`, disconnect; what arrived, with the
+    time since the subscription."""
+    got: list[tuple[float, str]] = []
+    subscribed = [time.monotonic()]
+
+    def on_connect(c: mqtt.Client, *_: Any) -> None:
+        subscribed[0] = time.monotonic()
+        c.subscribe(f"$q/lights/{light_id}/commands", qos=1)
+
+    c = demo.client(light_id, v5=False, clean=False)
+    c.on_connect = on_connect
+    c.on_message = lambda c, u, m: got.append((time.monotonic() - subscribed[0],
+                                               _command(m.payload)))
+    demo.sleep(seconds)
+    c.disconnect()
+    c.loop_stop()
+    demo.clients.remove(c)
+    return got
 
 
 def _properties(packet_type: int) -> Properties:
@@ -190,8 +206,8 @@ def _command(payload: bytes | bytearray) -> str:
 
 def sensor_hub(demo: Demo, counts: dict[str, int]) -> None:
     """A burst of readings every minute, as fast as the gateway acknowledges them (QoS 1, up
-    to 100 unacknowledged): when the `block` queue is full, the gateway slows it down."""
-    hub = demo.client("sensor-hub", inflight=100)
+    to HUB_WINDOW unacknowledged): when the `block` queue is full, the gateway slows it down."""
+    hub = demo.client("sensor-hub", inflight=HUB_WINDOW)
     delay = 3.0
     while demo.sleep(delay):
         begun = time.monotonic()
@@ -199,7 +215,7 @@ def sensor_hub(demo: Demo, counts: dict[str, int]) -> None:
         pending: deque[mqtt.MQTTMessageInfo] = deque()
         for i in range(BURST):
             pending.append(hub.publish(f"telemetry/sensor-{i % 40}", f'{{"n": {i}}}', qos=1))
-            while len(pending) >= 100 or (i == BURST - 1 and pending):
+            while len(pending) >= HUB_WINDOW or (i == BURST - 1 and pending):
                 if not _acknowledged(demo, pending.popleft()):
                     return
                 counts["telemetry"] += 1

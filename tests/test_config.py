@@ -55,9 +55,9 @@ def test_missing_file_is_one_readable_error(tmp_path: Path) -> None:
 
 def test_flags_override_the_file() -> None:
     c = config.with_overrides(config.load(), listen=["127.0.0.1:1", "ws://0.0.0.0:9001/mqtt",
-                                                     "tls://[::1]:8883"], data_dir="/data")
+                                                     "[::1]:1884"], data_dir="/data")
     assert [(x.kind, x.host, x.port) for x in c.listeners] == [
-        ("tcp", "127.0.0.1", 1), ("ws", "0.0.0.0", 9001), ("tls", "::1", 8883)]
+        ("tcp", "127.0.0.1", 1), ("ws", "0.0.0.0", 9001), ("tcp", "::1", 1884)]
     assert c.data_dir == "/data"
 
 
@@ -73,3 +73,12 @@ def test_every_key_is_documented_and_the_reference_is_current() -> None:
                 key.endswith(field.name) for key in configdoc.DESCRIPTIONS), field.name
     assert (REPO / "docs" / "config.md").read_text() == configdoc.render(), \
         "docs/config.md is stale: run `python -m gateway.configdoc > docs/config.md`"
+
+
+def test_a_tls_listen_flag_takes_the_certificates_of_the_files_tls_listener() -> None:
+    c = config.parse('[[listeners]]\naddress = "0.0.0.0:8883"\nkind = "tls"\n'
+                     'certfile = "s.crt"\nkeyfile = "s.key"\n', "x.toml")
+    tls = config.with_overrides(c, listen=["tls://127.0.0.1:9999"]).listeners[0]
+    assert (tls.address, tls.certfile, tls.keyfile) == ("127.0.0.1:9999", "s.crt", "s.key")
+    with pytest.raises(ConfigError, match="no certificate"):
+        config.with_overrides(config.load(), listen=["tls://127.0.0.1:9999"])

@@ -43,7 +43,6 @@ class TopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "edgeq top"
     BINDINGS = [
-        Binding("enter", "open", "details", show=True),
         Binding("c", "clients", "clients"),
         Binding("n", "create", "new"),
         Binding("p", "purge", "purge"),

@@ -125,6 +125,8 @@ def apply_check(out: Outcome, check: Check, losses_fatal: bool = True) -> None:
     out.counts.update(expected=check.expected, received=check.received, lost=check.lost,
                       duplicated=check.duplicated, unexpected=check.unexpected)
     problems = check.problems(losses_fatal)
+    if check.lost and not losses_fatal:
+        out.extra["lost"] = check.lost
     if problems:
         out.status, out.correctness_error = FAILED, True
         out.reason = "CORRECTNESS: " + ", ".join(problems) + f" of {check.expected}"
@@ -134,8 +136,10 @@ def fill_from_phase(out: Outcome, phase: PhaseResult, messages: int,
                     latency: bool = True) -> None:
     """Throughput, CPU per message, latency and peak RSS of a measured phase."""
     w = phase.window
-    out.msg_s = messages / w.seconds if w.seconds > 0 else None
+    out.msg_s = messages / phase.seconds if phase.seconds > 0 else None
     out.cpu_us = w.cpu_us_per(messages)
+    if messages and w.other_threads_cpu > 0.05 * w.cpu:
+        out.extra["other threads µs/msg"] = w.other_threads_cpu / messages * 1e6
     out.peak_rss_mb = w.end.hwm_kib / 1024
     if latency:
         lat = latency_ms(phase.latencies())

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import msgspec
 
 from gateway.admin import http
+from gateway.admin.client import CONNECTION_FILE, PREFIX
 from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import sysstats
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
     from gateway.broker.server import Broker
 
-PREFIX = "/api/v1"
-CONNECTION_FILE = "admin.json"
 
 
 class AdminApi:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gateway.admin.api import CONNECTION_FILE, PREFIX
+PREFIX = "/api/v1"
+CONNECTION_FILE = "admin.json"
 
 
 class AdminError(Exception):
@@ -81,6 +82,10 @@ class AdminClient:
 
     def stats(self) -> dict[str, Any]:
         return self.request("GET", "stats")  # type: ignore[no-any-return]
+
+    def bridges(self) -> list[dict[str, Any]]:
+        """One record per bridge (docs/bridge.md, "What a bridge reports")."""
+        return self.request("GET", "bridges")  # type: ignore[no-any-return]
 
     def reload(self) -> str:
         return str(self.request("POST", "reload")["reloaded"])

@@ -77,10 +77,12 @@ class Outbox:
 
     def queue_deliver(self, delivery: Delivery) -> None:
         client = self.client
+        if client is None:  # no capacity was offered: it stays in flight until `detach`
+            return
         rule = self._topics.by_queue.get(delivery.queue)
         message = delivery.message
         remote = self._remote_topic(rule, message.topic, message.client_id)
-        if client is None or rule is None or remote is None:
+        if rule is None or remote is None:
             self._skip(delivery)
             return
         size = len(remote.encode()) + len(message.payload) + PACKET_OVERHEAD

@@ -87,7 +87,8 @@ class Connection(asyncio.Protocol):
             return
         try:
             self._pending.extend(self.decoder.feed(data))
-        except UnsupportedProtocol:
+        except UnsupportedProtocol as e:
+            log.info("refusing %s: %s", self.peer, e, extra={"REASON": e.reason.name})
             self._write_now(b"\x20\x02\x00\x01")
             self.close()
             return

@@ -153,9 +153,12 @@ def handle_pubrec(conn: Connection, p: PubRec) -> None:
         if out is not None:
             conn.broker.outgoing_done(conn, out, p.packet_id, p.reason_code)
         return
-    if session.received(p.packet_id) is None:
+    out = session.received(p.packet_id)
+    if out is None:
         conn.send_packet(PubRel(p.packet_id, Reason.PACKET_IDENTIFIER_NOT_FOUND))
         return
+    if out.store_id:
+        conn.broker.session_store.release(out.store_id, p.packet_id)
     conn.send_packet(PubRel(p.packet_id))
 
 

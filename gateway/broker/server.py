@@ -89,8 +89,11 @@ class Broker:
         """Open the store and load sessions, retained messages and queues (before listening)."""
         self.loop = asyncio.get_running_loop()
         path = Path(self.config.data_dir) / DB_NAME
+        self._running_marker = path.with_suffix(".running")
+        unclean = self._running_marker.exists()
         self.committer = Committer(path, self.config.storage.synchronous, self.loop)
-        migrate(self.committer.connection, path)
+        migrate(self.committer.connection, path, check=unclean)
+        self._running_marker.touch()
         self.session_store = SessionStore(self.committer)
         table = RetainedTable(self.committer)
         self.retained = RetainedStore(table.persist)
@@ -121,7 +124,9 @@ class Broker:
         for session in self.sessions.values():
             if session.persistent:
                 self._save_session(session, self.clock())
+        self.engine.flush()
         self.committer.close()
+        self._running_marker.unlink(missing_ok=True)
 
     def _restore_sessions(self) -> None:
         now = self.clock()
@@ -139,6 +144,9 @@ class Broker:
                 self._route_entry(sub.filter, entry)
             for row_id, message, qos in stored.messages:
                 session.queued.append(Outgoing(message, qos, store_id=row_id))
+            for row_id, message, qos, packet_id in stored.released:
+                session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
+                                                       released=True)
 
     def _route_entry(self, topic_filter: str, entry: SubEntry) -> None:
         if self.engine.is_queue_filter(topic_filter):
@@ -166,10 +174,10 @@ class Broker:
         if session is not None and session.link is None and self._expired(session, self.clock()):
             self._discard(session)  # expired offline since the last tick: it must not resume
             session = None
-        self.wills.cancel(client_id)
         if session is not None and clean_start:
-            self._discard(session)
+            self._discard(session)  # the session ends: a will it still holds goes now
             session = None
+        self.wills.cancel(client_id)  # the session continues: its delayed will is cancelled
         present = session is not None
         if session is None:
             session = Session(client_id, max_queued=self.config.mqtt.max_queued_messages)

@@ -80,6 +80,10 @@ class Queue:
         self.spec = spec
         self.max_messages = spec.max_messages or INF
         self.max_bytes = spec.max_bytes or INF
+        # Blocked producers resume below 90 % of each limit, so they make real progress.
+        self.low_messages = (spec.max_messages - max(1, spec.max_messages // 10)
+                             if spec.max_messages else INF)
+        self.low_bytes = spec.max_bytes * 0.9 if spec.max_bytes else INF
         for entry in self.ready:
             entry.deadline = self.deadline(entry.message, entry.created)
             self.has_deadlines |= entry.deadline != NEVER
@@ -389,8 +393,7 @@ class Queue:
 
     def has_room(self) -> bool:
         """Below the low-water mark (90% of each limit), so woken producers make progress."""
-        return (self.depth <= self.max_messages - max(1, self.max_messages // 10)
-                and self.bytes <= self.max_bytes * 0.9)
+        return self.depth <= self.low_messages and self.bytes <= self.low_bytes
 
     def wake_if_room(self) -> None:
         if self.waiters and self.has_room():

@@ -50,6 +50,11 @@ class Committer:
         return self._conn
 
     @property
+    def busy(self) -> bool:
+        """A transaction is being committed or writes wait for the next one."""
+        return self._busy or bool(self._ops) or self._scheduled
+
+    @property
     def pending(self) -> int:
         return len(self._ops)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "edgeq.db"
 
 
@@ -49,7 +49,15 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("queue_messages").create_index(["queue", "id", "size"], if_not_exists=True)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
+def _v3(db: sqlite_utils.Database) -> None:
+    """A QoS 2 message released (PUBREC received) keeps its packet id, so that after a restart
+    the broker resends PUBREL, never the PUBLISH: exactly-once across restarts."""
+    table = db.table("session_messages")
+    table.add_column("packet_id", int)
+    table.add_column("released", int, not_null_default=0)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:
@@ -66,8 +74,9 @@ def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connecti
     return conn
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create or upgrade the schema to SCHEMA_VERSION."""
+def migrate(conn: sqlite3.Connection, path: Path, check: bool = True) -> None:
+    """Create or upgrade the schema to SCHEMA_VERSION; with `check`, verify the file too
+    (seconds on a large store: done only after an unclean stop)."""
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -80,7 +89,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             MIGRATIONS[target](db)
             conn.execute(f"PRAGMA user_version={target}")
             conn.execute("COMMIT")
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        result = conn.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
         if result != "ok":
             raise StoreError(f"{path}: the store is damaged ({result}); restore a backup or "
                              "move the file away to start empty")

@@ -28,6 +28,7 @@ class StoredSession:
     disconnected_at: float
     subscriptions: list[tuple[Subscription, int]]
     messages: list[tuple[int, Message, int]] = field(default_factory=list)
+    released: list[tuple[int, Message, int, int]] = field(default_factory=list)
 
 
 class SessionStore:
@@ -56,6 +57,12 @@ class SessionStore:
                                 message.created, message.expires_at, message.client_id))
         return row_id
 
+    def release(self, row_id: int, packet_id: int) -> None:
+        """PUBREC arrived for a stored QoS 2 message: only PUBREL may follow, even after a
+        restart."""
+        self._c.write("UPDATE session_messages SET released = 1, packet_id = ? WHERE id = ?",
+                      (packet_id, row_id))
+
     def remove_message(self, row_id: int) -> None:
         self._c.write(_DELETE, (row_id,))
 
@@ -69,12 +76,16 @@ class SessionStore:
                       for f, q, nl, rap, rh, ident in json.loads(subs)]
             sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, parsed)
         for row in conn.execute("SELECT id, client_id, topic, payload, qos, retain, props, "
-                                "created, expires_at, origin FROM session_messages ORDER BY id"):
+                                "created, expires_at, origin, released, packet_id "
+                                "FROM session_messages ORDER BY id"):
             stored = sessions.get(row[1])
             if stored is not None:
                 msg = message_from_row(row[2], row[3], row[4], row[5], row[6], row[9], row[7],
                                        row[8])
-                stored.messages.append((row[0], msg, row[4]))
+                if row[10]:
+                    stored.released.append((row[0], msg, row[4], row[11]))
+                else:
+                    stored.messages.append((row[0], msg, row[4]))
         return list(sessions.values())
 
 

@@ -2,21 +2,22 @@
 bridged to it, each on a free loopback port, with bounded waits only.
 
 `upstreams(...)` starts a mosquitto (again on the same port, to simulate the uplink coming
-back); `bridge_config(port, ...)` writes the `[[bridges]]` section; `admin_get` reads the
-gateway's admin API; `wait_until` polls a condition with a deadline.
+back); `bridge_config(port, ...)` writes the `[[bridges]]` section; `admin` and `bridge_state`
+read the gateway's admin API; `wait_until` polls a condition with a deadline.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.admin.client import AdminClient, AdminError
 from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess, MosquittoProcess, free_port
 
@@ -40,8 +41,10 @@ def upstreams(tmp_path: Path) -> Iterator[UpstreamFactory]:
     started: list[MosquittoProcess] = []
 
     def make(port: int | None = None, extra_config: str = "") -> MosquittoProcess:
+        # Started as root, mosquitto would become user `mosquitto`, which cannot read or write
+        # under pytest's private tmp_path (password file, persistence): stay who we are.
         m = MosquittoProcess(workdir=tmp_path / "mosquitto", port=port or free_port(),
-                             extra_config=extra_config)
+                             extra_config=f"user {getpass.getuser()}\n{extra_config}")
         started.append(m)
         return m.start()
 
@@ -60,27 +63,22 @@ def bridge_config(port: int, *topics: str, sys_interval: float = 1, **options: A
     return f"[mqtt]\nsys_interval = {sys_interval}\n\n[[bridges]]\n{body}\n{rules}"
 
 
-def admin_get(gw: GatewayProcess, path: str, timeout: float = 5.0) -> Any:
-    """GET /api/v1/<path> with the token the gateway wrote into admin.json (retried while the
+def admin(gw: GatewayProcess, call: Callable[[AdminClient], Any], timeout: float = 5.0) -> Any:
+    """`call` on an admin client found through the gateway's admin.json (retried while the
     admin API is still starting, or admin.json is a restarted gateway's old one)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            found = json.loads((gw.data_dir / "admin.json").read_text())
-            request = urllib.request.Request(
-                f"{found['url']}/api/v1/{path}",
-                headers={"Authorization": f"Bearer {found['token']}"})
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return json.loads(response.read())
-        except (OSError, ValueError):  # URLError and HTTPError are OSErrors
+            return call(AdminClient.discover(data_dir=str(gw.data_dir)))
+        except AdminError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
 
 
 def bridge_state(gw: GatewayProcess, name: str = "up") -> dict[str, Any]:
-    records = {b["name"]: b for b in admin_get(gw, "bridges")}
-    return records[name]  # type: ignore[no-any-return]
+    records = {b["name"]: b for b in admin(gw, AdminClient.bridges)}
+    return records[name]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
+from gateway.admin.client import AdminClient
 from tests.bridge.conftest import (
     UpstreamFactory,
-    admin_get,
+    admin,
     bridge_config,
     bridge_state,
     wait_connected,
@@ -108,11 +109,11 @@ def test_bridge_state_is_in_the_admin_api_and_sys(
     gw = gateway_factory(bridge_config(upstream.port, 'pattern = "sensors/#"',
                                        client_id="gw-7"))
     wait_connected(gw)
-    [record] = admin_get(gw, "bridges")
+    [record] = admin(gw, AdminClient.bridges)
     assert record["name"] == "up" and record["client_id"] == "gw-7"
     assert record["state"] == "connected" and record["protocol"] == "3.1.1"
     assert record["outbox_queues"] == ["bridge.up.sensors.all"]
-    queues = {q["name"]: q for q in admin_get(gw, "queues")}
+    queues = {q["name"]: q for q in admin(gw, AdminClient.queues)}
     assert queues["bridge.up.sensors.all"]["consumers"] == 1
     with paho_client(gw.port, "dashboard", V5) as dashboard:
         dashboard.subscribe("$SYS/broker/bridges/up/#")

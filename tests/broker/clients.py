@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -32,7 +32,6 @@ from gateway.mqtt import codec
 from gateway.mqtt.codec import Decoder
 from gateway.mqtt.packets import (
     MQTT_5,
-    MQTT_311,
     Connack,
     Connect,
     Disconnect,
@@ -359,8 +358,9 @@ class PahoClient:
 
     def drop(self) -> None:
         """Vanish without DISCONNECT (network loss, crash): the broker sees an abnormal close."""
-        sock = self.client.socket()
-        sock = getattr(sock, "_socket", sock)  # the TCP socket under paho's WebSocket wrapper
+        wrapper = self.client.socket()
+        # the TCP socket itself, also under paho's WebSocket wrapper
+        sock = cast(socket.socket | None, getattr(wrapper, "_socket", wrapper))
         if sock is not None:  # paho's thread sees the socket die and stops without DISCONNECT
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -384,7 +384,7 @@ def paho_client(port: int, client_id: str = "", protocol: MQTTProtocolVersion = 
 def props(packet_type: int, **values: Any) -> PahoProperties:
     """paho Properties for `packet_type` (a `PacketTypes` value) from keyword values:
     `props(PacketTypes.PUBLISH, MessageExpiryInterval=5)`."""
-    out = PahoProperties(packet_type)
+    out = PahoProperties(packet_type)  # type: ignore[no-untyped-call]
     for name, value in values.items():
         setattr(out, name, value)
     return out
@@ -405,7 +405,9 @@ class MosquittoSub:
 
     def __init__(self, port: int, args: Sequence[str]) -> None:
         self.proc = subprocess.Popen(
-            ["mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(port), "-W", "10", *args],
+            # stdbuf: line-buffered stdout, so each line is seen when printed, not at exit
+            ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(port),
+             "-W", "10", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
 
@@ -444,7 +446,3 @@ def mosquitto_pub(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     assert result.returncode == 0, result.stderr
     return result
 
-
-__all__ = ["MQTT_5", "MQTT_311", "V5", "V311", "MosquittoSub", "PahoClient", "RawClient",
-           "ServerClosed", "connected", "fixed_header", "mosquitto_pub", "paho_client", "props",
-           "tls_context", "utf8"]

@@ -17,6 +17,7 @@ from gateway.mqtt.packets import (
     PingResp,
     Will,
 )
+from gateway.mqtt.properties import Properties
 from tests.broker.clients import RawClient, connected
 from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess
@@ -89,7 +90,7 @@ def test_keepalive_is_enforced_at_one_and_a_half_times(broker: GatewayProcess,
 @pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
 def test_session_takeover_disconnects_the_first_connection(broker: GatewayProcess, tag: str,
                                                            version: int) -> None:
-    expiry = {"session_expiry_interval": 60} if version == MQTT_5 else None
+    expiry: Properties | None = {"session_expiry_interval": 60} if version == MQTT_5 else None
     first = connected(broker.port, tag, version, clean_start=False, properties=expiry)
     first.subscribe(f"{tag}/t", qos=1)
     with RawClient(broker.port, version) as second:
@@ -109,7 +110,7 @@ def test_takeover_does_not_publish_the_will_of_a_resumed_delayed_session(
         broker: GatewayProcess, tag: str) -> None:
     with connected(broker.port, f"{tag}-w") as watcher:
         watcher.subscribe(f"{tag}/will")
-        expiry = {"session_expiry_interval": 60}
+        expiry: Properties = {"session_expiry_interval": 60}
         first = connected(broker.port, tag, properties=expiry,
                           will=Will(f"{tag}/will", b"x", 0, False, {"will_delay_interval": 30}))
         second = connected(broker.port, tag, clean_start=False, properties=expiry)

@@ -43,7 +43,7 @@ def test_aiomqtt_v5_properties_and_retained(broker: GatewayProcess, tag: str) ->
     from paho.mqtt.properties import Properties
 
     async def scenario() -> aiomqtt.Message:
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.UserProperty = [("source", "aiomqtt")]
         props.ContentType = "text/plain"
         async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"{tag}-p",
@@ -58,8 +58,8 @@ def test_aiomqtt_v5_properties_and_retained(broker: GatewayProcess, tag: str) ->
     message = asyncio.run(scenario())
     assert message.payload == b"retained" and message.retain
     assert message.properties is not None
-    assert message.properties.UserProperty == [("source", "aiomqtt")]
-    assert message.properties.ContentType == "text/plain"
+    assert message.properties.UserProperty == [("source", "aiomqtt")]  # type: ignore[attr-defined]
+    assert message.properties.ContentType == "text/plain"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from gateway.mqtt.packets import MQTT_311
 from tests.broker.certs import TlsFiles, make_tls_files
@@ -46,11 +47,11 @@ def ws_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gatew
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
 def test_websocket_and_tcp_clients_talk_to_each_other(ws_gateway: tuple[GatewayProcess, int],
-                                                      protocol: object) -> None:
+                                                      protocol: MQTTProtocolVersion) -> None:
     gw, ws_port = ws_gateway
-    with paho_client(ws_port, "ws-client", protocol,  # type: ignore[arg-type]
+    with paho_client(ws_port, "ws-client", protocol,
                      transport="websockets") as ws, \
-            paho_client(gw.port, "tcp-client", protocol) as tcp:  # type: ignore[arg-type]
+            paho_client(gw.port, "tcp-client", protocol) as tcp:
         ws.subscribe("from/tcp", 1)
         tcp.subscribe("from/ws", 1)
         tcp.publish("from/tcp", "hello ws", 1)
@@ -194,14 +195,14 @@ def test_optional_client_certificate_lets_a_client_without_one_in(
     t = tls_gateway
     with RawClient(t.optional_port, MQTT_311, tls=tls_context(str(t.files.ca))) as client:
         assert client.connect("anonymous-tls").reason_code == 0
-    client = _tls_paho(t.optional_port, t.files, "paho-no-cert", with_cert=False)
-    client.connect()
-    client.disconnect()
+    paho_no_cert = _tls_paho(t.optional_port, t.files, "paho-no-cert", with_cert=False)
+    paho_no_cert.connect()
+    paho_no_cert.disconnect()
 
 
 def test_plain_mqtt_on_the_tls_port_is_refused(tls_gateway: TlsGateway) -> None:
-    with RawClient(tls_gateway.optional_port, MQTT_311) as plain:
-        with pytest.raises((ServerClosed, ConnectionResetError, TimeoutError)):
-            plain.connect("plain")
+    with RawClient(tls_gateway.optional_port, MQTT_311) as plain, \
+            pytest.raises((ServerClosed, ConnectionResetError, TimeoutError)):
+        plain.connect("plain")
     with connected(tls_gateway.gw.port, "tcp-still-fine", MQTT_311):
         pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from gateway.mqtt.packets import (
     MQTT_5,
@@ -12,8 +13,8 @@ from gateway.mqtt.packets import (
     Publish,
     PubRec,
     PubRel,
-    Subscription,
 )
+from gateway.mqtt.properties import Properties
 from tests.broker.clients import V5, V311, PahoClient, RawClient, connected, paho_client
 from tests.support.procs import GatewayProcess
 
@@ -96,9 +97,9 @@ def test_v5_puback_says_no_matching_subscribers(broker: GatewayProcess, tag: str
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
 def test_paho_messages_arrive_in_order_at_each_qos(broker: GatewayProcess, tag: str,
-                                                   protocol: object) -> None:
+                                                   protocol: MQTTProtocolVersion) -> None:
     with paho_client(broker.port, f"{tag}-s", protocol) as sub, \
-            paho_client(broker.port, f"{tag}-p", protocol) as pub:  # type: ignore[arg-type]
+            paho_client(broker.port, f"{tag}-p", protocol) as pub:
         sub.subscribe(f"{tag}/#", 2)
         sent = []
         for qos in (0, 1, 2):
@@ -134,7 +135,7 @@ def test_qos2_exactly_once_when_subscriber_drops_before_pubcomp(broker: GatewayP
                                                                 tag: str) -> None:
     """PUBREC sent, PUBREL received, connection lost before PUBCOMP: on resume the broker
     sends PUBREL again, never the PUBLISH [MQTT-4.4.0-1]."""
-    expiry = {"session_expiry_interval": 60}
+    expiry: Properties = {"session_expiry_interval": 60}
     sub = connected(broker.port, f"{tag}-s", properties=expiry)
     sub.subscribe(f"{tag}/t", qos=2)
     with connected(broker.port, f"{tag}-p") as pub:
@@ -153,7 +154,7 @@ def test_qos2_exactly_once_when_subscriber_drops_before_pubcomp(broker: GatewayP
 
 def test_qos2_exactly_once_when_subscriber_drops_right_after_pubrec(broker: GatewayProcess,
                                                                    tag: str) -> None:
-    expiry = {"session_expiry_interval": 60}
+    expiry: Properties = {"session_expiry_interval": 60}
     sub = connected(broker.port, f"{tag}-s", properties=expiry)
     sub.subscribe(f"{tag}/t", qos=2)
     with connected(broker.port, f"{tag}-p") as pub:
@@ -172,7 +173,7 @@ def test_qos2_exactly_once_when_publisher_resends_after_reconnect(broker: Gatewa
                                                                   tag: str) -> None:
     """The publisher lost the PUBREC, reconnects with its session and resends PUBLISH with
     DUP: the broker acknowledges it again but routes it only once."""
-    expiry = {"session_expiry_interval": 60}
+    expiry: Properties = {"session_expiry_interval": 60}
     with connected(broker.port, f"{tag}-s") as sub:
         sub.subscribe(f"{tag}/t", qos=2)
         pub = connected(broker.port, f"{tag}-p", properties=expiry)

@@ -6,9 +6,21 @@ from __future__ import annotations
 import time
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 
-from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
+from gateway.mqtt.packets import (
+    MQTT_5,
+    MQTT_311,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Unsuback,
+    Unsubscribe,
+)
+from gateway.mqtt.properties import Properties
 from tests.broker.clients import (
     V5,
     V311,
@@ -20,7 +32,7 @@ from tests.broker.clients import (
 )
 from tests.support.procs import GatewayProcess
 
-EXPIRY = {"session_expiry_interval": 300}
+EXPIRY: Properties = {"session_expiry_interval": 300}
 
 
 def test_311_clean_session_keeps_nothing(broker: GatewayProcess, tag: str) -> None:
@@ -98,7 +110,7 @@ def test_v5_disconnect_cannot_set_expiry_after_zero(broker: GatewayProcess, tag:
         client.expect_disconnect(0x82)
 
 
-def _queue_for_offline(gw: GatewayProcess, tag: str, protocol: object, n: int) -> None:
+def _queue_for_offline(gw: GatewayProcess, tag: str, protocol: MQTTProtocolVersion, n: int) -> None:
     """A persistent subscriber goes offline; a producer gets PUBACK for `n` QoS 1 messages."""
     if protocol == V5:
         sub = PahoClient(gw.port, f"{tag}-s", V5)
@@ -113,7 +125,7 @@ def _queue_for_offline(gw: GatewayProcess, tag: str, protocol: object, n: int) -
             pub.publish(f"{tag}/t", f"m{i}", 1)  # returns once PUBACKed
 
 
-def _expect_queued(gw: GatewayProcess, tag: str, protocol: object, n: int) -> None:
+def _expect_queued(gw: GatewayProcess, tag: str, protocol: MQTTProtocolVersion, n: int) -> None:
     version = MQTT_5 if protocol == V5 else MQTT_311
     with RawClient(gw.port, version) as back:
         assert back.connect(f"{tag}-s", clean_start=False).session_present
@@ -124,7 +136,7 @@ def _expect_queued(gw: GatewayProcess, tag: str, protocol: object, n: int) -> No
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
 def test_persistent_session_survives_a_restart(restartable: GatewayProcess, tag: str,
-                                               protocol: object) -> None:
+                                               protocol: MQTTProtocolVersion) -> None:
     _queue_for_offline(restartable, tag, protocol, 5)
     restartable.restart()
     _expect_queued(restartable, tag, protocol, 5)
@@ -132,7 +144,7 @@ def test_persistent_session_survives_a_restart(restartable: GatewayProcess, tag:
 
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["3.1.1", "5.0"])
 def test_acknowledged_messages_survive_sigkill(restartable: GatewayProcess, tag: str,
-                                               protocol: object) -> None:
+                                               protocol: MQTTProtocolVersion) -> None:
     _queue_for_offline(restartable, tag, protocol, 20)
     restartable.kill()
     restartable.start()
@@ -161,6 +173,30 @@ def test_subscriptions_survive_a_restart(restartable: GatewayProcess, tag: str) 
         pub2.close()
 
 
+def test_subscription_details_survive_a_restart(restartable: GatewayProcess, tag: str) -> None:
+    """Identifiers, shared groups and unsubscribes are stored with the session."""
+    expiry: Properties = {"session_expiry_interval": 600}
+    sub = connected(restartable.port, f"{tag}-s", properties=expiry)
+    sub.subscribe(f"{tag}/a/+", qos=1, properties={"subscription_identifier": [7]})
+    sub.subscribe(f"$share/g/{tag}/b", qos=1, packet_id=2)
+    sub.subscribe(f"{tag}/c", qos=1, packet_id=3)
+    sub.send_packet(Unsubscribe(4, [f"{tag}/c"]))
+    sub.expect(Unsuback)
+    sub.disconnect()
+    restartable.restart()
+    with connected(restartable.port, f"{tag}-p") as pub:
+        for topic in ("a/x", "b", "c"):
+            pub.publish(f"{tag}/{topic}", topic.encode(), 1)
+    with RawClient(restartable.port) as back:
+        assert back.connect(f"{tag}-s", clean_start=False, properties=expiry).session_present
+        first, second = back.receive(), back.receive()
+        assert (first.topic, first.properties.get("subscription_identifier")) == (
+            f"{tag}/a/x", [7])
+        assert second.topic == f"{tag}/b"
+        back.expect_silence()  # not c: unsubscribed before the restart
+        back.disconnect(properties={"session_expiry_interval": 0})
+
+
 def test_unacknowledged_in_flight_message_is_redelivered_after_sigkill(
         restartable: GatewayProcess, tag: str) -> None:
     sub = connected(restartable.port, f"{tag}-s", MQTT_311, clean_start=False)
@@ -181,3 +217,27 @@ def test_unacknowledged_in_flight_message_is_redelivered_after_sigkill(
     with RawClient(restartable.port, MQTT_311) as again:
         assert again.connect(f"{tag}-s", clean_start=False).session_present
         again.expect_silence()
+
+
+def test_released_qos2_message_is_not_sent_again_after_a_restart(restartable: GatewayProcess,
+                                                                tag: str) -> None:
+    """Exactly once across a broker restart: the subscriber sent PUBREC and got PUBREL, then
+    the connection and the broker went away before PUBCOMP. The broker must resume with PUBREL
+    for the same packet id, never a new PUBLISH (5.0 §4.3.3: no PUBLISH once PUBREL was sent)."""
+    expiry: Properties = {"session_expiry_interval": 600}
+    sub = connected(restartable.port, f"{tag}-s", properties=expiry)
+    sub.subscribe(f"{tag}/t", qos=2)
+    with connected(restartable.port, f"{tag}-p") as pub:
+        pub.publish(f"{tag}/t", b"exactly once", 2)
+    got = sub.receive(ack=False)
+    sub.send_packet(PubRec(got.packet_id))
+    assert sub.expect(PubRel).packet_id == got.packet_id
+    sub.close()
+    restartable.restart()
+    with RawClient(restartable.port) as back:
+        assert back.connect(f"{tag}-s", clean_start=False, properties=expiry).session_present
+        again = back.read()
+        assert again == PubRel(got.packet_id), f"after PUBREL the broker sent {again!r}"
+        back.send_packet(PubComp(got.packet_id))
+        back.expect_silence()
+        back.disconnect(properties={"session_expiry_interval": 0})

@@ -108,3 +108,26 @@ def test_will_is_published_when_the_session_ends_before_the_delay(broker: Gatewa
                   will=Will(f"{tag}/will", b"ended", 0, False,
                             {"will_delay_interval": 60})).close()
         assert watcher.receive(3.5).payload == b"ended"
+
+
+def test_clean_start_reconnect_ends_the_session_and_sends_the_delayed_will(
+        broker: GatewayProcess, tag: str) -> None:
+    """A reconnect with clean start does not continue the session, so it cannot cancel the
+    will: the old session ends and its will goes at once [MQTT-3.1.3-9 is about resuming]."""
+    with connected(broker.port, f"{tag}-w") as watcher:
+        watcher.subscribe(f"{tag}/will")
+        connected(broker.port, f"{tag}-d", properties={"session_expiry_interval": 60},
+                  will=Will(f"{tag}/will", b"ended", 0, False,
+                            {"will_delay_interval": 30})).close()
+        with connected(broker.port, f"{tag}-d", clean_start=True):
+            assert watcher.receive(1.0).payload == b"ended"
+
+
+def test_takeover_publishes_the_will_of_the_first_connection(broker: GatewayProcess,
+                                                             tag: str) -> None:
+    with connected(broker.port, f"{tag}-w") as watcher:
+        watcher.subscribe(f"{tag}/will")
+        first = connected(broker.port, tag, will=Will(f"{tag}/will", b"taken over"))
+        with connected(broker.port, tag):
+            first.expect_disconnect(0x8E)
+            assert watcher.receive().payload == b"taken over"

@@ -109,6 +109,7 @@ def test_malformed_commands_are_acknowledged_and_do_not_stop_the_light(
         send(mosquitto.port, "set-color", "blue", command_id="after-the-bad-ones")
         obs.wait_for(STATE, state_is(color="#0000ff", last_command_id="after-the-bad-ones",
                                      last_error=None))
+        dev.wait_for(APPLIED + ": set-color #0000ff")  # the console has caught up
         assert dev.count("command rejected") == len(bad)
         assert 'unknown command_type "explode"' in dev.console
     assert dev.hw.colors()[-1] == BLUE
@@ -120,6 +121,7 @@ def test_malformed_commands_are_acknowledged_and_do_not_stop_the_light(
     with observing(mosquitto.port, [STATE]) as obs:
         send(mosquitto.port, "power", "off", command_id="sentinel")
         obs.wait_for(STATE, state_is(last_command_id="sentinel"))
+    dev.wait_for(APPLIED + ": power off")
     assert dev.count("command rejected") == len(bad)
 
 

@@ -100,7 +100,7 @@ class Harness:
                 await done
                 # A transaction started by callbacks of the barrier's own batch shows only in
                 # the committer's private flag (request: a public `busy`).
-                if not self.store.busy and not self.committer._busy:
+                if not self.store.busy and not self.committer.busy:
                     return
             raise AssertionError("the store never settled")
         self.loop.run_until_complete(drain())

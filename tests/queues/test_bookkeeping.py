@@ -11,6 +11,7 @@ import pytest
 from tests.queues.conftest import Harness, HarnessFactory, Worker, spec
 
 KEYS = [None, "a", "b", "c"]
+DISPATCH = ["round_robin", "least_inflight", "random", "sticky"]
 
 
 def disk_totals(h: Harness, queue: str) -> tuple[int, int]:
@@ -50,14 +51,15 @@ def step(h: Harness, rng: random.Random, workers: list[Worker], subscribed: set[
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("overflow", ["drop_oldest", "reject_new"])
+@pytest.mark.parametrize("overflow", ["drop_oldest", "reject_new", "block"])
 def test_counts_match_the_disk_after_any_mix(make_engine: HarnessFactory, seed: int,
                                              overflow: str,
                                              caplog: pytest.LogCaptureFixture) -> None:
     rng = random.Random(seed)
     h = make_engine(spec("t", last_value_key="user_property:k", max_messages=25,
                          max_bytes=600, overflow=overflow, max_inflight=3, ack_timeout=4,
-                         max_deliveries=4), window=4)
+                         max_deliveries=4, dispatch=DISPATCH[seed % 4]),
+                    window=4, budget=64 * 1024 * 1024 if seed % 2 else 600)
     workers = [Worker(f"w{i}", receive_maximum=rng.randint(1, 4)) for i in range(3)]
     subscribed: set[str] = set()
     with caplog.at_level(logging.WARNING):

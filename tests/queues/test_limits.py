@@ -132,3 +132,16 @@ def test_expiry_applies_to_messages_waiting_on_disk(make_engine: HarnessFactory)
     h.ack_all(w)
     assert w.payloads == [str(i).encode() for i in range(20, 25)]
     assert h.stats("t").expired == 20
+
+
+def test_block_by_bytes_alone_wakes_the_producer(make_engine: HarnessFactory) -> None:
+    h = make_engine(spec("t", max_messages=0, max_bytes=50, overflow="block"))
+    for i in range(5):
+        h.publish("t", "x" * 9 + str(i))
+    assert h.publish("t", "y" * 10).blocked == "t"
+    woken: list[bool] = []
+    h.engine.wait_for_room("t", lambda: woken.append(True))
+    w = Worker("w")
+    h.engine.subscribe("$q/t", w, 1)
+    h.ack_all(w)
+    assert woken == [True]

@@ -57,7 +57,8 @@ class GatewayProcess:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "gateway", "serve",
-               "--listen", f"{self.host}:{self.port}", "--data-dir", str(self.data_dir)]
+               "--listen", f"{self.host}:{self.port}", "--data-dir", str(self.data_dir),
+               "--admin", "127.0.0.1:0"]
         if self.config_text:
             self.config_path.write_text(self.config_text)
             cmd += ["--config", str(self.config_path)]

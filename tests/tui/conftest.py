@@ -8,8 +8,8 @@ import functools
 import json
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec
 from dataclasses import dataclass
+from typing import Any, ParamSpec
 
 import paho.mqtt.client as mqtt
 import pytest

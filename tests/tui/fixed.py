@@ -10,7 +10,7 @@ from typing import Any
 from tui.model import QueueDetail, Snapshot
 from tui.source import AdminError
 
-FRAMES = 24
+FRAMES = 16
 
 
 def _queue(name: str, kind: str = "standard", **figures: Any) -> dict[str, Any]:

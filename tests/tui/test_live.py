@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import queue
 from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.tui.conftest import Gateway, live_app, off_loop, scenario, until
 from tui.app import TopApp
+from tui.screens.clients import ClientsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
+from tui.screens.detail import ConsumersTable, QueueScreen
 from tui.widgets.queues_table import QueuesTable
 from tui.widgets.status import Banner
 
@@ -116,3 +122,40 @@ async def test_create_form_shows_the_gateways_refusal(queue_gateway: Gateway) ->
         assert isinstance(app.screen, CreateQueueScreen)  # still open, the input kept
         await pilot.press("escape")
         assert not isinstance(app.screen, CreateQueueScreen)
+
+
+@scenario
+async def test_details_show_consumers_with_in_flight_and_acked(queue_gateway: Gateway) -> None:
+    received: queue.Queue[int] = queue.Queue()
+    worker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="worker-1",
+                         protocol=mqtt.MQTTv5, manual_ack=True)
+    worker.on_message = lambda c, u, m: received.put(m.mid)
+    worker.connect("127.0.0.1", queue_gateway.process.port)
+    worker.subscribe("$q/jobs/#", qos=1)
+    worker.loop_start()
+    try:
+        await off_loop(lambda: queue_gateway.publish("jobs/a", 3))
+        app = live_app(queue_gateway)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: cell(app, "jobs", "inflight") == "3", what="3 in flight")
+            select(app, "jobs")
+            await pilot.press("enter")
+            assert isinstance(app.screen, QueueScreen)
+            table = app.screen.query_one(ConsumersTable)
+            await until(pilot, lambda: table.row_count == 1, what="the consumer")
+            assert [str(c).strip() for c in table.get_row_at(0)] == ["worker-1", "1", "3", "0"]
+
+            for _ in range(2):  # the worker finishes two jobs
+                worker.ack(received.get(timeout=5), 1)
+            await until(pilot, lambda: [str(c).strip() for c in table.get_row_at(0)][2:]
+                        == ["1", "2"], what="1 in flight, 2 acked")
+
+            await pilot.press("escape", "c")
+            assert isinstance(app.screen, ClientsScreen)
+            clients = app.screen.query_one("#clients")
+            await until(pilot, lambda: any("worker-1" in str(clients.get_row_at(i)[0])
+                                           for i in range(clients.row_count)),
+                        what="the worker among the clients")
+    finally:
+        worker.disconnect()
+        worker.loop_stop()

@@ -1,4 +1,4 @@
-"""Screenshots of the main screens at 80×24 and 120×40, from fixed figures (see fixed.py).
+"""Screenshots of the main screens at 80x24 and 120x40, from fixed figures (see fixed.py).
 
 The fixed source goes through the app's real refresh path (worker thread, snapshot, history);
 each refresh is triggered by hand so that the sparklines always hold the same samples.
@@ -24,12 +24,12 @@ def fixed_app(fail_after: int | None = None) -> TopApp:
 
 
 async def refresh(pilot: Pilot[int], times: int) -> None:
-    """`times` refreshes, each finished before the next, as the one-second timer would do."""
+    """`times` refreshes, each finished before the next, as the one-second timer would do.
+    (A refresh's worker ends only after the event loop has applied its result.)"""
     app = pilot.app
     assert isinstance(app, TopApp)
     for _ in range(times):
         await app.workers.wait_for_complete()
-        await pilot.pause()
         app.poll()
     await app.workers.wait_for_complete()
     await pilot.pause()

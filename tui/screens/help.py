@@ -26,8 +26,7 @@ HELP = """\
 [b]Connection[/b]
   Figures come from the gateway's admin API every second. When it
   cannot be reached a red banner says why; edgeq top retries every
-  second and clears the banner as soon as the gateway answers.
-"""
+  second and clears the banner as soon as the gateway answers."""
 
 
 class HelpScreen(ModalScreen[None]):

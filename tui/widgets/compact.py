@@ -71,13 +71,14 @@ class CompactTable(DataTable[Text]):
     def set_rows(self, rows: Sequence[Row]) -> None:
         same_keys = [r.key for r in rows] == [r.key for r in self._rows]
         keep = self.cursor_key
-        self._rows = list(rows)
+        before, self._rows = self._rows, list(rows)
         if not same_keys or self._flex != self.flex_width():
             self._rebuild(keep)
             return
-        for row in rows:
-            for col, value in zip(self.COLUMNS, row.cells, strict=True):
-                self.update_cell(row.key, col.key, self._text(col, value, row.style))
+        for old, row in zip(before, rows, strict=True):
+            for i, col in enumerate(self.COLUMNS):  # only what changed: cheap on a Pi
+                if row.cells[i] != old.cells[i] or row.style != old.style:
+                    self.update_cell(row.key, col.key, self._text(col, row.cells[i], row.style))
 
     def _rebuild(self, keep: str | None) -> None:
         """Columns and rows from scratch; the cursor goes back to row `keep` if it is there."""

@@ -1,0 +1,1 @@
+"""The screens pushed over the queues view: details, clients, dialogs, help."""

@@ -1,0 +1,1 @@
+"""The small widgets the screens are built from."""
