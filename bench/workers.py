@@ -22,6 +22,7 @@ from typing import Any
 from bench import metrics
 from bench.brokers import Broker
 from bench.clients import Flow, Publisher, PublisherSpec, Subscriber, SubscriberSpec
+from bench.wire import ProtocolError
 
 CTX = mp.get_context("fork")
 LINGER_S = 0.2  # keep reading after done, to catch duplicates that arrive late
@@ -108,7 +109,7 @@ class _Shared:
     flow: Flow
     go: Any  # multiprocessing Event
     stop: Any  # RawValue('b'): the coordinator gave up
-    pubs_left: Any  # RawValue('q'): publishers not yet done, all workers together
+    pubs_left: Any  # Value('q'): publishers not yet done, all workers together
     phase: Phase
     port: int
     slots: dict[int, tuple[int, int]] = field(default_factory=dict)  # worker -> first slots
@@ -192,7 +193,9 @@ def _worker(index: int, spec: WorkerSpec, sh: _Shared, conn: Connection) -> None
         if finished:
             _drive(pubs, subs, sh, time.monotonic() + LINGER_S, linger=True)
         _collect(result, pubs, subs)
-    except Exception as exc:  # reported to the coordinator, which marks the scenario FAILED
+    except (OSError, ProtocolError) as exc:  # the broker refused or went away: FAILED row
+        result.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug in the harness: the same, with the traceback
         result.error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
     conn.send(result)

@@ -71,8 +71,10 @@ class Demo:
             print(f"[{time.monotonic() - self.started:5.0f}s] {text}", file=self.out, flush=True)
 
     def client(self, client_id: str, v5: bool = True, receive_max: int = 0,
-               clean: bool = True, manual_ack: bool = False, inflight: int = 20) -> mqtt.Client:
-        """A connected paho client that reconnects by itself (its network loop in a thread)."""
+               clean: bool = True, manual_ack: bool = False, inflight: int = 20,
+               on_connect: Any = None, on_message: Any = None) -> mqtt.Client:
+        """A paho client connecting in the background and reconnecting by itself (its network
+        loop in a thread). The callbacks are set before it connects, so none is missed."""
         if v5:
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                             protocol=mqtt.MQTTv5, manual_ack=manual_ack)
@@ -81,6 +83,8 @@ class Demo:
                             clean_session=clean, protocol=mqtt.MQTTv311, manual_ack=manual_ack)
         c.reconnect_delay_set(1, 5)
         c.max_inflight_messages_set(inflight)
+        c.on_connect = on_connect
+        c.on_message = on_message
         props = None
         if v5 and receive_max:
             props = _properties(PacketTypes.CONNECT)
@@ -111,9 +115,9 @@ class Worker:
         self.demo, self.client_id, self.seconds = demo, client_id, seconds
         self.done = 0
         self.jobs: queue.Queue[tuple[int, int]] = queue.Queue()
-        self.client = demo.client(client_id, receive_max=receive_max, manual_ack=True)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_message = lambda c, u, m: self.jobs.put((m.mid, m.qos))
+        self.client = demo.client(client_id, receive_max=receive_max, manual_ack=True,
+                                  on_connect=lambda c, *_: c.subscribe(topic, qos=1),
+                                  on_message=lambda c, u, m: self.jobs.put((m.mid, m.qos)))
         threading.Thread(target=self._work, daemon=True).start()
 
     def _work(self) -> None:
@@ -181,10 +185,11 @@ def _online(demo: Demo, light_id: str, seconds: float) -> list[tuple[float, str]
         subscribed[0] = time.monotonic()
         c.subscribe(f"$q/lights/{light_id}/commands", qos=1)
 
-    c = demo.client(light_id, v5=False, clean=False)
-    c.on_connect = on_connect
-    c.on_message = lambda c, u, m: got.append((time.monotonic() - subscribed[0],
-                                               _command(m.payload)))
+    def on_message(c: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        got.append((time.monotonic() - subscribed[0], _command(m.payload)))
+
+    c = demo.client(light_id, v5=False, clean=False, on_connect=on_connect,
+                    on_message=on_message)
     demo.sleep(seconds)
     c.disconnect()
     c.loop_stop()

@@ -128,6 +128,10 @@ def _check_values(cfg):
         topic = cfg["topics"][key]
         if "{id}" not in topic or "+" in topic or "#" in topic:
             raise ConfigError("topics.%s: must contain {id} and no wildcard" % key)
+        _check_ascii(topic, "topics." + key)
+    for key in ("username", "password"):
+        if cfg["gateway"][key] is not None:
+            _check_ascii(cfg["gateway"][key], "gateway." + key)
     _check_led(cfg["led"])
     if cfg["watchdog_ms"] != 0:
         _check_range(cfg, "watchdog_ms", 5000, 600000)
@@ -135,6 +139,12 @@ def _check_values(cfg):
     _check_range(cfg, "reconnect_max_ms", cfg["reconnect_min_ms"], 3600000)
     _check_range(cfg, "poll_ms", 1, 1000)
     _check_range(cfg, "max_loops", 0, 2147483647)
+
+
+def _check_ascii(text, path):
+    # umqtt.simple 1.3.4 sends a string's length in characters, not bytes.
+    if len(text.encode()) != len(text):
+        raise ConfigError("%s: must be plain ASCII" % path)
 
 
 def _check_led(led):

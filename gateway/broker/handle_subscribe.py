@@ -25,15 +25,20 @@ def handle_subscribe(conn: Connection, p: Subscribe) -> None:
     ident = p.properties.get("subscription_identifier", [0])[0]
     codes: list[int] = []
     retained: list[tuple[Subscription, int]] = []
-    for sub in p.subscriptions:
-        code, send_retained = subscribe_one(conn, session, sub, ident)
-        codes.append(code if conn.version == MQTT_5 else suback_code_v311(code))
-        if send_retained:
-            retained.append((sub, code))
+    session.holding = True  # queue deliveries wait until the SUBACK is out
+    try:
+        for sub in p.subscriptions:
+            code, send_retained = subscribe_one(conn, session, sub, ident)
+            codes.append(code if conn.version == MQTT_5 else suback_code_v311(code))
+            if send_retained:
+                retained.append((sub, code))
+    finally:
+        session.holding = False
     conn.send_packet(Suback(p.packet_id, codes))
     for sub, granted in retained:
         _send_retained(conn, session, sub, granted, ident)
     conn.broker.session_changed(session)
+    conn.broker.consumer_ready(session)
 
 
 def subscribe_one(conn: Connection, session: Session, sub: Subscription,

@@ -67,6 +67,7 @@ class Session:
     dropped: int = 0
     next_packet_id: int = 1
     protocol_level: int = 4
+    holding: bool = False
 
     @property
     def persistent(self) -> bool:
@@ -84,7 +85,7 @@ class Session:
 
     def queue_capacity(self) -> int:
         """How many queue deliveries this session can take right now."""
-        if self.link is None or self.queued or not self.link.writable():
+        if self.link is None or self.queued or self.holding or not self.link.writable():
             return 0
         return max(0, self.window())
 

@@ -9,7 +9,6 @@ property command_type).
 from __future__ import annotations
 
 from tests.conftest import GatewayFactory
-from tests.support.procs import GatewayProcess
 from tests.firmware.conftest import DeviceFactory
 from tests.firmware.harness import (
     DEVICE_ID,
@@ -21,6 +20,7 @@ from tests.firmware.harness import (
     send_raw,
     state_is,
 )
+from tests.support.procs import GatewayProcess
 
 LVQ_BY_USER_PROPERTY = """
 [[queues]]

@@ -48,6 +48,7 @@ def test_config_check_summarises_a_good_config(capsys: pytest.CaptureFixture[str
     ({"device_id": "light/1"}, "device_id: use 1 to 64 letters"),
     ({"led__driver": "lamp"}, 'led.driver: must be "pwm" or "neopixel", not "lamp"'),
     ({"watchdog_ms": 100}, "watchdog_ms: must be from 5000 to 600000, not 100"),
+    ({"gateway__password": "pässword"}, "gateway.password: must be plain ASCII"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     changes: dict[str, Any], message: str) -> None:
