@@ -19,7 +19,7 @@ test-slow: system-deps $(VENV)/.installed node-deps
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check gateway tui tests bench image
+	$(BIN)/ruff check gateway tui tests bench image device_fw/tool.py
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
@@ -53,7 +53,7 @@ $(VENV)/.installed: pyproject.toml
 
 node-deps: tests/firmware/node_modules/.installed
 
-tests/firmware/node_modules/.installed: tests/firmware/package.json
+tests/firmware/node_modules/.installed: tests/firmware/package.json tests/firmware/package-lock.json
 	cd tests/firmware && npm ci --no-audit --no-fund --silent
 	@touch $@
 

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway import __version__
@@ -167,10 +168,11 @@ def _cell(value: Any) -> str:
 
 
 def _device(argv: list[str]) -> int:
-    try:
-        tool = importlib.import_module("device_fw.tool")
-    except ImportError:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "device_fw" / "tool.py").exists():
         print("edgeq: the device tool needs the source tree (device_fw/); run it from a clone",
               file=sys.stderr)
         return 1
+    sys.path.insert(0, str(root))
+    tool = importlib.import_module("device_fw.tool")
     return int(tool.main(argv))

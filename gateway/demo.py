@@ -23,6 +23,7 @@ import json
 import math
 import queue
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,7 +55,6 @@ COLORS = ("red", "green", "blue", "amber", "white", "violet")
 BURST, BURST_EVERY, HISTORIAN_RATE = 2500, 60.0, 60.0
 HUB_WINDOW = 50  # well under the gateway's receive maximum (100): paho resends a whole window
 REPORT_EVERY = 5.0
-BACKLOG_WINDOW = 1.0  # what a light receives this soon after connecting waited in its queue
 
 
 class Demo:
@@ -145,7 +146,16 @@ def cameras(demo: Demo) -> None:
             return
 
 
-def cloud_app(demo: Demo, sent: dict[str, int]) -> None:
+@dataclass
+class Commands:
+    """What the cloud app sent: a sequence number on every command, and per light how many
+    since it last went offline."""
+
+    seq: int = 0
+    missed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LIGHTS, 0))
+
+
+def cloud_app(demo: Demo, commands: Commands) -> None:
     """Sends a command to a random light about every 1.5 s, keyed by `command_type`."""
     app = demo.client("cloud-app")
     while demo.sleep(1.5):
@@ -154,39 +164,42 @@ def cloud_app(demo: Demo, sent: dict[str, int]) -> None:
                                      ("set-brightness", random.randrange(10, 101, 10))))
         props = _properties(PacketTypes.PUBLISH)
         props.UserProperty = [("command_type", kind)]
-        payload = json.dumps({"command_type": kind, "value": value})
+        commands.seq += 1
+        payload = json.dumps({"command_type": kind, "value": value, "seq": commands.seq})
         app.publish(f"lights/{light}/commands", payload, qos=1, properties=props)
-        sent[light] += 1
+        commands.missed[light] += 1
 
 
-def light(demo: Demo, light_id: str, sent: dict[str, int]) -> None:
+def light(demo: Demo, light_id: str, commands: Commands) -> None:
     """An MQTT 3.1.1 device with a persistent session, like the ESP32 firmware, that goes
     offline and online. Back online, its last-value queue hands it only the latest command
     per `command_type`, however many were sent while it was away."""
     while not demo.stop.is_set():
-        missed = sent[light_id]
-        got = _online(demo, light_id, random.uniform(6, 12))
-        waiting = [cmd for after, cmd in got if after < BACKLOG_WINDOW]
+        missed = commands.missed[light_id]
+        got, seq_at_connect = _online(demo, light_id, commands, random.uniform(6, 12))
+        waited = [text for seq, text in got if seq <= seq_at_connect]
         if missed:
-            demo.say(f"{light_id} came back: {missed} commands had been sent while it was "
-                     f"offline; it received only {', '.join(waiting) or 'none'} "
-                     f"(then {len(got) - len(waiting)} live)")
-        sent[light_id] = 0
+            plural = "s" if missed > 1 else ""
+            demo.say(f"{light_id} came back: {missed} command{plural} had been sent while it "
+                     f"was offline; it received only {', '.join(waited) or 'none'} "
+                     f"(then {len(got) - len(waited)} live)")
+        commands.missed[light_id] = 0
         demo.sleep(random.uniform(10, 20))
 
 
-def _online(demo: Demo, light_id: str, seconds: float) -> list[tuple[float, str]]:
-    """Connect, consume the light's queue for `seconds`, disconnect; what arrived, with the
-    time since the subscription."""
-    got: list[tuple[float, str]] = []
-    subscribed = [time.monotonic()]
+def _online(demo: Demo, light_id: str, commands: Commands,
+            seconds: float) -> tuple[list[tuple[int, str]], int]:
+    """Connect, consume the light's queue for `seconds`, disconnect. What arrived (sequence
+    number, command), and the last sequence number sent before it subscribed."""
+    got: list[tuple[int, str]] = []
+    seq_at_connect = [commands.seq]
 
     def on_connect(c: mqtt.Client, *_: Any) -> None:
-        subscribed[0] = time.monotonic()
+        seq_at_connect[0] = commands.seq
         c.subscribe(f"$q/lights/{light_id}/commands", qos=1)
 
     def on_message(c: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
-        got.append((time.monotonic() - subscribed[0], _command(m.payload)))
+        got.append(_command(m.payload))
 
     c = demo.client(light_id, v5=False, clean=False, on_connect=on_connect,
                     on_message=on_message)
@@ -194,19 +207,20 @@ def _online(demo: Demo, light_id: str, seconds: float) -> list[tuple[float, str]
     c.disconnect()
     c.loop_stop()
     demo.clients.remove(c)
-    return got
+    return got, seq_at_connect[0]
 
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-def _command(payload: bytes | bytearray) -> str:
+def _command(payload: bytes | bytearray) -> tuple[int, str]:
+    """(sequence number, "command_type=value") of a command from `cloud_app`."""
     try:
         doc = json.loads(payload)
-        return f"{doc['command_type']}={doc['value']}"
+        return int(doc["seq"]), f"{doc['command_type']}={doc['value']}"
     except (ValueError, KeyError, TypeError):
-        return payload.decode(errors="replace")
+        return 0, payload.decode(errors="replace")
 
 
 def sensor_hub(demo: Demo, counts: dict[str, int]) -> None:
@@ -251,16 +265,16 @@ def report(demo: Demo, workers: list[Worker], historian: Worker, counts: dict[st
 
 def play(demo: Demo) -> None:
     """Start every actor; they run until `demo.stop` is set."""
-    sent = dict.fromkeys(LIGHTS, 0)
+    commands = Commands()
     counts = {"telemetry": 0}
     workers = [Worker(demo, name, "$q/images/+", seconds, receive_max=4)
                for name, seconds in OCR_SECONDS.items()]
     historian = Worker(demo, "historian", "$q/telemetry/#", 1.0 / HISTORIAN_RATE,
                        receive_max=10)
     demo.spawn(cameras)
-    demo.spawn(cloud_app, sent)
+    demo.spawn(cloud_app, commands)
     for light_id in LIGHTS:
-        demo.spawn(light, light_id, sent)
+        demo.spawn(light, light_id, commands)
     demo.spawn(sensor_hub, counts)
     demo.spawn(report, workers, historian, counts)
 
@@ -328,12 +342,26 @@ def own_gateway(host: str, port: int, say: Any) -> Iterator[Path]:
             log.close()
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """`kill` ends the demo like Ctrl-C does, stopping the demo's own gateway too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_demo(host: str = "127.0.0.1", port: int = 1883, *, url: str | None = None,
              token: str | None = None, data_dir: str = "var", duration: float | None = None,
              out: TextIO = sys.stdout) -> int:
     """`edgeq demo`: play the three patterns until Ctrl-C (or `duration` seconds)."""
     demo = Demo(host, port, out)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_stop_on_sigterm(demo.stop))
         if answers(host, port):
             try:
                 declare_queues(AdminClient.discover(url, token, data_dir), demo.say)

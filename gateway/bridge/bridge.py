@@ -90,7 +90,14 @@ class Bridge:
 
     async def _run(self) -> None:
         while True:
-            await self._connection()
+            try:
+                await self._connection()
+            except Exception as e:  # a bug must not end the retries; say it loudly, once
+                log.exception("bridge %s: unexpected error", self.name)
+                if self.client is not None:
+                    self.client.abort(f"unexpected error: {e}")
+                self._disconnected()
+                self._error(f"unexpected error: {e!r}")
             delay = self.backoff.next_delay()
             self.next_attempt_at = time.time() + delay
             self._set_state("waiting")
@@ -129,15 +136,21 @@ class Bridge:
             bridge_flag=self.bridge_mode)
 
     def _tls(self) -> ssl.SSLContext | None:
+        """A fresh context per attempt, so that a fixed certificate file is picked up."""
         s = self.spec
         if not s.tls:
             return None
         try:
             context = ssl.create_default_context(cafile=s.cafile or None)
+        except (OSError, ssl.SSLError) as e:
+            raise UpstreamError(f"TLS setup failed: cafile {s.cafile}: {_file_error(e)}") from None
+        try:
             if s.certfile:
                 context.load_cert_chain(s.certfile, s.keyfile or None)
         except (OSError, ssl.SSLError) as e:
-            raise UpstreamError(f"TLS setup failed: {e}") from None
+            raise UpstreamError(f"TLS setup failed: certfile {s.certfile}"
+                                f"{' / keyfile ' + s.keyfile if s.keyfile else ''}: "
+                                f"{_file_error(e)}") from None
         if s.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -244,3 +257,9 @@ class Bridge:
 def _settle(future: asyncio.Future[str], value: str) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def _file_error(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLError):
+        return str(error.reason or error).lower().replace("_", " ")
+    return getattr(error, "strerror", None) or str(error)

@@ -484,6 +484,9 @@ def cli(argv: list[str] | None = None) -> int:
                         help="also change the running system (the host name)")
     args = parser.parse_args(argv)
     checker = schema_checker(args.edgeq_python) if args.edgeq_python else None
+    if args.live and not os.path.ismount(args.boot_dir):
+        print(f"edgeq-firstboot: WARNING: the boot partition is not mounted on {args.boot_dir}; "
+              "its files cannot be applied", flush=True)
     return main(args.boot_dir, args.root_dir, live=args.live, check_config=checker)
 
 

@@ -116,6 +116,13 @@ make_anonymous() {
   ln -sf ../run/systemd/resolve/stub-resolv.conf "$target/etc/resolv.conf"
   find "$target/var/log" -type f -delete
   rm -rf "$target/var/cache/apt/"*.bin "$target/tmp/"* "$target/root/.cache"
+  rm -f "$target"/boot/*.dpkg-bak
+}
+
+# No file newer than SOURCE_DATE_EPOCH: the same inputs give the same file system.
+clamp_mtimes() {
+  find "$target" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 \
+    | xargs -0r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 }
 
 write_release() {
@@ -124,7 +131,7 @@ write_release() {
   kernel=$(basename "$(ls "$target"/boot/vmlinuz-* | sort -V | tail -1)" | sed 's/vmlinuz-//')
   cat > "$target/etc/edgeq-image-release" <<EOF
 EDGEQ_VERSION=$edgeq
-DEBIAN_SUITE=$(cat "$target/etc/debian_version")
+DEBIAN_VERSION=$(cat "$target/etc/debian_version")
 KERNEL=$kernel
 VENV=$VENV
 SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH
@@ -146,6 +153,7 @@ main() {
   configure_boot
   make_anonymous
   write_release
+  clamp_mtimes
   finish
   log "stage 2 done: $(du -sh --one-file-system "$final" | cut -f1)"
 }

@@ -96,11 +96,15 @@ def copy_to_boot_partition(disk: Path, files: list[Path]) -> None:
 
 
 def kernel_and_initrd(rootfs: Path) -> tuple[Path, Path]:
+    """The newest kernel of the image and its own initramfs."""
     kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
-    initrds = sorted((rootfs / "boot").glob("initrd.img-*"))
-    if not kernels or not initrds:
-        raise SystemExit(f"no kernel or initrd in {rootfs}/boot")
-    return kernels[-1], initrds[-1]
+    if not kernels:
+        raise SystemExit(f"no kernel in {rootfs}/boot")
+    version = kernels[-1].name.removeprefix("vmlinuz-")
+    initrd = rootfs / "boot" / f"initrd.img-{version}"
+    if not initrd.exists():
+        raise SystemExit(f"no {initrd}")
+    return kernels[-1], initrd
 
 
 def start_qemu(disk: Path, rootfs: Path, work: Path, key: Path) -> Guest:

@@ -99,8 +99,12 @@ def test_tls_failure_is_reported_and_a_trusted_upstream_connects(
     upstream = upstreams(extra_config=(
         f"listener {tls_port} 127.0.0.1\ncafile {tls.ca}\ncertfile {tls.server.cert}\n"
         f"keyfile {tls.server.key}\n"))
-    untrusted = bridge_config(tls_port, RULE, tls=True, protocol="5.0")
-    gw = gateway_factory(untrusted)
+    missing = tmp_path / "missing-ca.pem"
+    gw = gateway_factory(bridge_config(tls_port, RULE, tls=True, cafile=str(missing)))
+    wait_until(lambda: bridge_state(gw)["last_error"] == (
+        f"TLS setup failed: cafile {missing}: No such file or directory"), what="a TLS error")
+
+    reload(gw, bridge_config(tls_port, RULE, tls=True, protocol="5.0"))  # the system's CAs
     state = wait_until(lambda: (s := bridge_state(gw))["failures"] >= 2 and s,
                        what="failed TLS handshakes")
     assert state["last_error"].startswith(

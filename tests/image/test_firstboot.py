@@ -301,3 +301,11 @@ def test_cli_runs_on_the_standard_library_alone(sample_boot: Path, root: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     assert "host name set to site-gw-07" in done.stdout
     assert (root / "etc/hostname").read_text() == "site-gw-07\n"
+
+
+def test_live_run_warns_when_the_boot_partition_is_not_mounted(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert firstboot.cli(["--live", "--boot-dir", str(boot), "--root-dir", str(root)]) == 0
+
+    assert "WARNING: the boot partition is not mounted" in capsys.readouterr().out

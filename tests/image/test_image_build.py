@@ -121,7 +121,8 @@ def test_pi_boot_files(built: Path) -> None:
 
     assert "root=LABEL=RASPIROOT" in cmdline and "console=tty0" in cmdline
     assert "arm_64bit=1" in (fw / "config.txt").read_text()
-    for name in ("bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", "bcm2711-rpi-4-b.dtb",
+    for name in ("bcm2837-rpi-3-b.dtb", "bcm2837-rpi-3-b-plus.dtb", "bcm2837-rpi-3-a-plus.dtb",
+                 "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb",
                  "bcm2837-rpi-zero-2-w.dtb", "start4.elf", "fixup4.dat", "bootcode.bin"):
         assert (fw / name).exists(), name
     assert list(fw.glob("vmlinuz-*")) and list(fw.glob("initrd.img-*"))
