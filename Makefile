@@ -4,7 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config systemd nodejs npm tmux
+# command-or-file:Debian package; a package is installed only when the first is missing
+SYSTEM_DEPS := /usr/sbin/mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
+	pkg-config:pkg-config /usr/include/systemd/sd-daemon.h:libsystemd-dev \
+	systemd-analyze:systemd node:nodejs npm:npm
 PYTEST_ARGS ?=
 
 .PHONY: run test test-slow lint typecheck bench demo image system-deps node-deps clean docs
@@ -36,8 +39,9 @@ image:
 
 # Debian packages the gateway, the tests and the benchmarks use; installed only when missing.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  what=$${dep%%:*}; pkg=$${dep##*:}; \
+	  [ -e "$$what" ] || command -v "$$what" >/dev/null || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
