@@ -49,6 +49,8 @@ class Bridges:
                          "redefined" if name in wanted else "removed")
                 bridge.stop()
                 del self.running[name]
+                if name not in wanted:
+                    self._forget(bridge)
 
     async def stop(self) -> None:
         """Shutdown: close every uplink (say DISCONNECT) and wait for the tasks to end."""
@@ -87,6 +89,12 @@ class Bridges:
         for record in records:
             entries += sys_entries(record)
         return entries
+
+    def _forget(self, bridge: Bridge) -> None:
+        """A removed bridge's retained `$SYS` topics are cleared (empty retained messages)."""
+        now = self._broker.clock()
+        for topic, _ in sys_entries({**bridge.record(), **outbox_figures([])}):
+            self._broker.publish(Message(topic, b"", 0, True, {}, "", now))
 
     def _changed(self, bridge: Bridge) -> None:
         """A state change or a new error: its `$SYS` state topics at once, not at the next

@@ -39,7 +39,8 @@ def handle_publish(conn: Connection, p: Publish) -> None:
     if p.qos == 2 and p.packet_id in session.incoming_qos2:
         conn.send_packet(PubRec(p.packet_id))
         return
-    if p.qos and not p.dup and conn.inbound_unacked >= settings.receive_maximum:
+    if (p.qos and not p.dup and conn.version == MQTT_5
+            and conn.inbound_unacked >= settings.receive_maximum):
         raise MQTTError(Reason.RECEIVE_MAXIMUM_EXCEEDED, "too many unacknowledged QoS 1/2")
     broker.stats.messages_received += 1
     if not broker.access.can_publish(conn.username, conn.client_id, topic):
