@@ -314,13 +314,13 @@ class Broker:
             session.inflight.pop(packet_id, None)
         if out.store_id:
             self.session_store.remove_message(out.store_id)
-        if out.token:
-            if reason >= 0x80:
-                self.engine.reject(session, out.token)
-            else:
-                self.engine.ack(session, out.token)
         session.drain()
-        self.engine.consumer_ready(session)
+        if not out.token:
+            self.engine.consumer_ready(session)
+        elif reason >= 0x80:
+            self.engine.reject(session, out.token)
+        else:
+            self.engine.ack(session, out.token)  # which dispatches the next message
 
     def consumer_ready(self, session: Session) -> None:
         self.engine.consumer_ready(session)

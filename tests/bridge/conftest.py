@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,3 +97,10 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0,
 
 def wait_connected(gw: GatewayProcess, name: str = "up", timeout: float = 10.0) -> None:
     wait_until(lambda: bridge_state(gw, name)["connected"], timeout, f"bridge {name} to connect")
+
+
+def reload(gw: GatewayProcess, config_text: str) -> None:
+    """Rewrite the gateway's config file and SIGHUP it (what `systemctl reload` does)."""
+    gw.config_path.write_text(config_text)
+    assert gw.proc is not None
+    gw.proc.send_signal(signal.SIGHUP)

@@ -4,7 +4,6 @@ of local publish/subscribe. Fixing the config and reloading brings the bridge up
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from tests.bridge.conftest import (
     UpstreamFactory,
     bridge_config,
     bridge_state,
+    reload,
     wait_connected,
     wait_until,
 )
@@ -40,12 +40,6 @@ def sys_topics(gw: GatewayProcess, prefix: str = "$SYS/broker/bridges/up/") -> d
             message = client.get()
             seen[message.topic.removeprefix(prefix)] = message.payload.decode()
     return seen
-
-
-def reload(gw: GatewayProcess, config_text: str) -> None:
-    gw.config_path.write_text(config_text)
-    assert gw.proc is not None
-    gw.proc.send_signal(signal.SIGHUP)
 
 
 def test_unreachable_upstream_is_reported_once_and_retried(

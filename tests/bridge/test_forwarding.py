@@ -11,11 +11,13 @@ from tests.bridge.conftest import (
     admin,
     bridge_config,
     bridge_state,
+    reload,
     wait_connected,
     wait_until,
 )
 from tests.broker.clients import V5, V311, paho_client, props
 from tests.conftest import GatewayFactory
+from tests.support.procs import free_port
 
 PROTOCOLS = pytest.mark.parametrize("protocol", ["3.1.1", "5.0"])
 
@@ -123,3 +125,18 @@ def test_bridge_state_is_in_the_admin_api_and_sys(
     assert seen["$SYS/broker/bridges/up/state"] == b"connected"
     assert seen["$SYS/broker/bridges/up/connected"] == b"1"
     assert seen["$SYS/broker/bridges/up/outbox/depth"] == b"0"
+
+
+def test_a_removed_bridge_leaves_its_undelivered_messages_in_an_orphan_queue(
+        gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(bridge_config(free_port(), 'pattern = "sensors/#"'))  # never reachable
+    with paho_client(gw.port, "sensor", V5) as sensor:
+        sensor.publish("sensors/t1", b"kept", qos=1)
+    reload(gw, "[mqtt]\nsys_interval = 1\n")
+    wait_until(lambda: admin(gw, AdminClient.bridges) == [], what="the bridge to go")
+    outbox = admin(gw, lambda c: c.queue("bridge.up.sensors.all"))
+    assert (outbox["origin"], outbox["stats"]["depth"]) == ("orphan", 1)
+    with paho_client(gw.port, "dashboard", V5) as dashboard:
+        dashboard.subscribe("$SYS/broker/bridges/#")
+        assert dashboard.get().topic == "$SYS/broker/bridges"  # the list, now empty
+        dashboard.expect_nothing()  # the removed bridge's own topics were cleared
