@@ -7,21 +7,26 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from gateway import __version__
 from gateway import config as config_mod
 from gateway.admin.client import AdminClient, AdminError
 from gateway.config import ConfigError, QueueSpec
 
-QUEUE_OPTIONS = {name: field for name, field in QueueSpec.__annotations__.items()
-                 if name != "filter"}
+# `edgeq queue create` options: every config key but the filter, with its default (for its type)
+QUEUE_OPTIONS = {f.name: f.default for f in msgspec.structs.fields(QueueSpec)
+                 if f.name != "filter"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                         add_help=False)
     top = commands.add_parser("top", help="live terminal view of queues and clients")
     _admin_flags(top)
+    top.add_argument("--host", help="the gateway's host (admin API, with --port)")
+    top.add_argument("--port", type=int, default=18083, help="admin API port (default 18083)")
+    top.add_argument("--user", help="a user of admin.users; the password is asked for "
+                                    "(or EDGEQ_ADMIN_PASSWORD)")
+    top.add_argument("--lag-alert", type=float, default=30.0, metavar="SECONDS",
+                     help="highlight queues whose lag passes this (default 30)")
     demo = commands.add_parser("demo", help="play the three queue patterns against a gateway")
     _admin_flags(demo)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=1883)
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     commands.add_parser("device", help="ESP32 firmware: flash, deploy, config, send",
                         add_help=False)
     return parser
@@ -95,14 +107,28 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "queue":
         return _queue(args)
     if args.command == "top":
-        from tui.app import run_top
-
-        return run_top(AdminClient.discover(args.url, args.token, args.data_dir))
+        return _top(args)
     if args.command == "demo":
         from gateway.demo import run_demo
 
-        return run_demo(args.host, args.port)
+        return run_demo(args.host, args.port, url=args.url, token=args.token,
+                        data_dir=args.data_dir, duration=args.duration)
     raise AssertionError(args.command)
+
+
+def _top(args: argparse.Namespace) -> int:
+    from tui.app import run_top
+
+    url = args.url or (f"http://{args.host}:{args.port}" if args.host else None)
+    password = None
+    if args.user:
+        password = os.environ.get("EDGEQ_ADMIN_PASSWORD") or getpass.getpass(
+            f"password for {args.user}: ")
+
+    def discover() -> AdminClient:
+        return AdminClient.discover(url, args.token, args.data_dir, args.user, password)
+
+    return run_top(discover(), lag_alert=args.lag_alert, rediscover=discover)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -134,20 +160,27 @@ def _queue(args: argparse.Namespace) -> int:
         for option in QUEUE_OPTIONS:
             value = getattr(args, option)
             if value is not None:
-                fields[option] = _coerce(value)
+                fields[option] = _coerce(option, value)
         created = client.create(fields)
         print(f"created queue {created['name'] or created['filter']}")
     return 0
 
 
-def _coerce(value: str) -> Any:
-    """Command-line strings to the JSON types the config keys expect."""
-    if value.lower() in ("true", "false"):
+def _coerce(option: str, value: str) -> Any:
+    """A command-line string as the JSON type of its config key (by the key's default, so
+    `--name 2024` stays a name); the gateway checks everything else."""
+    default = QUEUE_OPTIONS[option]
+    flag = "--" + option.replace("_", "-")
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false"):
+            raise ConfigError(f"{flag}: {value!r} is neither true nor false")
         return value.lower() == "true"
-    try:
-        return int(value)
-    except ValueError:
-        return value
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{flag}: {value!r} is not a whole number") from None
+    return value
 
 
 _COLUMNS = ("name", "kind", "depth", "bytes", "consumers", "inflight", "in_rate", "out_rate",

@@ -82,6 +82,7 @@ class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:18083"
     token: str = ""
+    users: list[str] = msgspec.field(default_factory=list)
     enabled: bool = True
 
 

@@ -56,6 +56,8 @@ DESCRIPTIONS: dict[str, str] = {
     "admin.listen": "`HOST:PORT` of the admin API. `--admin` overrides it.",
     "admin.token": "Bearer token; empty: a random one is written to `DATA_DIR/admin.json` "
                    "(mode 0600) at each start.",
+    "admin.users": "Users of the password file who may also use the admin API with HTTP Basic "
+                   "auth (`edgeq top --user NAME`).",
     "admin.enabled": "Serve the admin API at all.",
     "appliance": "Raspberry Pi status LED and button (gpiozero).",
     "appliance.status_led_pin": "BCM pin of the status LED (unset: no LED).",

@@ -49,12 +49,13 @@ class Gateway:
                                 loop=loop)
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         try:
-            await self.broker.start()
+            self.broker.open_storage()
         except StoreError:
             self.panel.show(LedState.STORAGE_ERROR)
             raise
-        if self.config.admin.enabled:
+        if self.config.admin.enabled:  # before MQTT: a bound MQTT port means admin.json is current
             self._servers.append(await admin_api.start(self.broker, self.reload))
+        await self.broker.listen()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))

@@ -6,10 +6,13 @@ one generated into `<data_dir>/admin.json` at start-up, readable only by the gat
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,7 @@ class AdminApi:
         self.broker = broker
         self.token = token
         self._reload = reload
+        self._verified: dict[bytes, float] = {}
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/metrics" and request.method == "GET":
@@ -53,8 +57,32 @@ class AdminApi:
     def _authorise(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
-            raise HttpError(401, "missing or wrong admin token (Authorization: Bearer ...)")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token):
+            return
+        if scheme.lower() == "basic" and self._basic_ok(value.strip()):
+            return
+        raise HttpError(401, "missing or wrong admin credentials (a Bearer token, or Basic auth "
+                             "for a user listed in admin.users)")
+
+    def _basic_ok(self, value: str) -> bool:
+        """A user of `admin.users` with their password-file password; a success is cached for a
+        minute so a TUI polling every second does not hash a password per request."""
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if user not in self.broker.config.admin.users:
+            return False
+        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        now = time.monotonic()
+        if self._verified.get(key, 0.0) > now:
+            return True
+        access = self.broker.access
+        if access.authenticator.password_file is None or access.authenticate(
+                user, password.encode(), "") != 0:
+            return False
+        self._verified[key] = now + 60
+        return True
 
     def _route(self, method: str, parts: list[str], request: Request) -> Response:
         engine = self.broker.engine
@@ -99,7 +127,8 @@ class AdminApi:
 async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio.Server:
     """Listen on `admin.listen` and write `admin.json` (URL and token) into the data dir."""
     settings = broker.config.admin
-    token = settings.token or secrets.token_urlsafe(24)
+    data_dir = Path(broker.config.data_dir)
+    token = settings.token or _previous_token(data_dir) or secrets.token_urlsafe(24)
     api = AdminApi(broker, token, reload)
     host, port = split_address(settings.listen)
     try:
@@ -107,8 +136,17 @@ async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio
     except OSError as e:
         raise ConfigError(f"admin.listen {settings.listen}: cannot listen: {e.strerror}") from None
     bound = server.sockets[0].getsockname()
-    write_connection_file(Path(broker.config.data_dir), f"http://{bound[0]}:{bound[1]}", token)
+    write_connection_file(data_dir, f"http://{bound[0]}:{bound[1]}", token)
     return server
+
+
+def _previous_token(data_dir: Path) -> str | None:
+    """The generated token of the last run, kept so `edgeq top` survives a gateway restart."""
+    try:
+        token = json.loads((data_dir / CONNECTION_FILE).read_text()).get("token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and len(token) >= 24 else None
 
 
 def write_connection_file(data_dir: Path, url: str, token: str) -> None:

@@ -6,6 +6,7 @@ Where to connect: `--url`/`--token`, else `EDGEQ_ADMIN_URL`/`EDGEQ_ADMIN_TOKEN`,
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.error
@@ -23,31 +24,46 @@ class AdminError(Exception):
 
 
 class AdminClient:
-    def __init__(self, url: str, token: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, token: str, timeout: float = 5.0,
+                 found_in: Path | None = None, user: str | None = None,
+                 password: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.found_in = found_in  # the admin.json the URL came from, if it did
+        self.authorization = f"Bearer {token}"
+        if user is not None:
+            basic = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            self.authorization = f"Basic {basic}"
 
     @classmethod
     def discover(cls, url: str | None = None, token: str | None = None,
-                 data_dir: str = "var") -> AdminClient:
+                 data_dir: str = "var", user: str | None = None,
+                 password: str | None = None) -> AdminClient:
+        if user is not None:
+            if not url:
+                raise AdminError("--user needs the gateway's address (--url or --host/--port)")
+            return cls(url, "", user=user, password=password)
         url = url or os.environ.get("EDGEQ_ADMIN_URL")
         token = token or os.environ.get("EDGEQ_ADMIN_TOKEN")
+        found_in = None
         if not (url and token):
             path = Path(data_dir) / CONNECTION_FILE
             try:
                 found = json.loads(path.read_text())
-            except (OSError, ValueError):
+                found_url, found_token = str(found["url"]), str(found["token"])
+            except (OSError, ValueError, KeyError, TypeError):
                 raise AdminError(f"no running gateway found: {path} is missing or unreadable; "
                                  "start it with `edgeq serve` or pass --url and --token") from None
-            url = url or found["url"]
-            token = token or found["token"]
-        return cls(str(url), str(token))
+            found_in = path if not url else None
+            url = url or found_url
+            token = token or found_token
+        return cls(str(url), str(token), found_in=found_in)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.url}{PREFIX}/{path}", data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.token}",
+                                     headers={"Authorization": self.authorization,
                                               "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:
@@ -60,6 +76,11 @@ class AdminClient:
             raise AdminError(f"{message}") from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
+            if self.found_in is not None and isinstance(reason, ConnectionRefusedError):
+                # admin.json outlives the gateway (a stop, a crash): say so, not "errno 111"
+                raise AdminError(f"no running gateway found: nothing answers at {self.url} "
+                                 f"(from {self.found_in}); start it with `edgeq serve` or pass "
+                                 "--url and --token") from None
             raise AdminError(f"cannot reach the gateway at {self.url}: {reason}") from None
 
     def queues(self) -> list[dict[str, Any]]:

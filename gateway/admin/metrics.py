@@ -1,4 +1,9 @@
-"""Prometheus text exposition of the broker and queue statistics (`GET /metrics`)."""
+"""Prometheus text exposition of the broker and queue statistics (`GET /metrics`).
+
+Per queue, one series per figure with a `queue` label: gauges for what is now
+(`edgeq_queue_depth`), counters with the `_total` suffix for totals since start-up
+(`edgeq_queue_redelivered_total`), as Prometheus' naming rules ask.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,29 @@ from gateway.broker import sysstats
 if TYPE_CHECKING:
     from gateway.broker.server import Broker
 
-_QUEUE_FIELDS = ("depth", "bytes", "consumers", "inflight", "in_rate", "out_rate", "lag_messages",
-                 "lag_seconds", "oldest_age", "enqueued", "acked", "redelivered", "dropped",
-                 "rejected", "replaced", "dead_lettered", "expired")
+_QUEUE_GAUGES = {
+    "depth": "messages stored (ready and in flight)",
+    "bytes": "topic and payload bytes stored",
+    "consumers": "subscribed consumers",
+    "inflight": "messages sent and not yet acknowledged",
+    "in_rate": "messages enqueued per second (10 s moving average)",
+    "out_rate": "messages consumed per second (10 s moving average)",
+    "lag_messages": "ready messages not yet delivered",
+    "lag_seconds": "age of the oldest unacknowledged message",
+    "oldest_age": "age of the oldest message waiting for a delivery",
+}
+_QUEUE_COUNTERS = {
+    "enqueued": "messages enqueued",
+    "acked": "messages consumed (acknowledged, or sent at QoS 0)",
+    "redelivered": "messages returned for redelivery",
+    "dropped": "messages dropped by overflow",
+    "rejected": "messages refused by reject_new",
+    "replaced": "last-value replacements",
+    "dead_lettered": "messages moved to the dead-letter queue",
+    "expired": "messages expired (ttl or message expiry)",
+    "nacked": "messages rejected by a consumer",
+    "blocked": "times a producer was paused by a full block queue",
+}
 
 
 def _label(value: str) -> str:
@@ -27,9 +52,11 @@ def prometheus_text(broker: Broker) -> str:
             name = "edgeq_" + key.replace("/", "_").replace(" ", "_")
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
     stats = [msgspec.to_builtins(s) for s in broker.engine.stats()]
-    for field in _QUEUE_FIELDS:
-        name = f"edgeq_queue_{field}"
-        lines.append(f"# TYPE {name} gauge")
+    families = [(f"edgeq_queue_{f}", "gauge", f, text) for f, text in _QUEUE_GAUGES.items()]
+    families += [(f"edgeq_queue_{f}_total", "counter", f, text)
+                 for f, text in _QUEUE_COUNTERS.items()]
+    for name, kind, field, text in families:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         for q in stats:
             lines.append(f'{name}{{queue="{_label(q["name"])}"}} {q.get(field, 0)}')
     return "\n".join(lines) + "\n"

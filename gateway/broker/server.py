@@ -105,7 +105,11 @@ class Broker:
         self._restore_sessions()
 
     async def start(self) -> None:
+        """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
         self.open_storage()
+        await self.listen()
+
+    async def listen(self) -> None:
         for listener in self.config.listeners:
             self.servers.append(await listeners.serve(self, listener))
         self._tick_handle = self.loop.call_later(1.0, self._tick)

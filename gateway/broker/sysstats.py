@@ -2,6 +2,8 @@
 
 Published retained every `mqtt.sys_interval` seconds (not persisted). `$SYS/broker/queues` is
 one JSON document with every queue's statistics, for dashboards and `edgeq top`;
+`$SYS/broker/queues/<name>/<field>` one retained topic per figure of `QUEUE_TOPICS`, with
+wildcard levels of the name spelled out (`images/+` -> `$SYS/broker/queues/images/any/depth`);
 `$SYS/broker/bridges` the same for bridges, with `$SYS/broker/bridges/<name>/...` per field
 (docs/bridge.md).
 """
@@ -14,9 +16,13 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.messages import Message
+from gateway.queues.naming import spelled_out
 
 if TYPE_CHECKING:
     from gateway.broker.server import Broker
+
+# the per-queue topics; every field is in the `$SYS/broker/queues` JSON document
+QUEUE_TOPICS = ("depth", "inflight", "consumers", "lag_messages", "lag_seconds")
 
 
 def snapshot(broker: Broker) -> dict[str, object]:
@@ -53,8 +59,9 @@ def publish(broker: Broker) -> None:
     stats = [queue_stats_dict(q) for q in broker.engine.stats()]
     _put(broker, "$SYS/broker/queues", json.dumps(stats), now)
     for q in stats:
-        for field in ("depth", "inflight", "consumers", "lag_messages", "lag_seconds"):
-            _put(broker, f"$SYS/broker/queues/{q['name']}/{field}", str(q[field]), now)
+        base = f"$SYS/broker/queues/{spelled_out(str(q['name']))}"
+        for field in QUEUE_TOPICS:
+            _put(broker, f"{base}/{field}", str(q[field]), now)
     for topic, payload in broker.bridges.sys_entries():
         _put(broker, topic, payload, now)
 

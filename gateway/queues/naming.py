@@ -10,7 +10,8 @@
 Every queue that can dead-letter has a dead-letter queue named `<name>.dlq`. A name that is a
 topic filter has its wildcard levels spelled out so that the result is still a valid topic
 filter to subscribe to: `images/+` -> `images/any.dlq`, `sensors/#` -> `sensors/all.dlq`.
-Instances of a template share the template's dead-letter queue.
+Instances of a template share the template's dead-letter queue. `$SYS/broker/queues/<name>/...`
+spells the name out the same way, since a PUBLISH topic name must not contain wildcards.
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ def is_queue_filter(topic_filter: str) -> bool:
 
 def dead_letter_name(queue_name: str) -> str:
     """`orders` -> `orders.dlq`; `images/+` -> `images/any.dlq`; `a/#` -> `a/all.dlq`."""
+    return spelled_out(queue_name) + DLQ_SUFFIX
+
+
+def spelled_out(queue_name: str) -> str:
+    """A queue name usable inside a topic name: wildcard levels spelled out (`images/+` ->
+    `images/any`, `a/#` -> `a/all`), as in dead-letter names and `$SYS/broker/queues/...`."""
     levels = ["any" if level == "+" else "all" if level == "#" else level
               for level in queue_name.split("/")]
-    return "/".join(levels) + DLQ_SUFFIX
+    return "/".join(levels)
 
 
 def split_named(rest: str) -> tuple[str, str] | None:

@@ -86,13 +86,13 @@ def test_wrong_credentials_are_reported_and_a_reload_fixes_them(
     assert "bridge up: redefined by the new configuration" in gw.log()
 
 
-def test_tls_failure_is_reported_and_a_trusted_upstream_connects(
+def test_tls_failure_is_reported_and_a_trusted_upstream_connects_with_a_client_certificate(
         upstreams: UpstreamFactory, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "tls")
     tls_port = free_port()
     upstream = upstreams(extra_config=(
         f"listener {tls_port} 127.0.0.1\ncafile {tls.ca}\ncertfile {tls.server.cert}\n"
-        f"keyfile {tls.server.key}\n"))
+        f"keyfile {tls.server.key}\nrequire_certificate true\n"))
     missing = tmp_path / "missing-ca.pem"
     gw = gateway_factory(bridge_config(tls_port, RULE, tls=True, cafile=str(missing)))
     wait_until(lambda: bridge_state(gw)["last_error"] == (
@@ -107,7 +107,8 @@ def test_tls_failure_is_reported_and_a_trusted_upstream_connects(
     assert "TLS certificate verification failed" in sys_topics(gw)["last_error"]
     assert_local_service_works(gw)
 
-    reload(gw, bridge_config(tls_port, RULE, tls=True, protocol="5.0", cafile=str(tls.ca)))
+    reload(gw, bridge_config(tls_port, RULE, tls=True, protocol="5.0", cafile=str(tls.ca),
+                             certfile=str(tls.client.cert), keyfile=str(tls.client.key)))
     wait_connected(gw)
     with paho_client(upstream.port, "watcher", V5) as watcher, \
             paho_client(gw.port, "producer", V5) as producer:

@@ -75,7 +75,9 @@ def test_ten_thousand_messages_wait_for_the_upstream_and_arrive_in_order(
     reader(upstream.port).disconnect()
     take_down(upstream, gw)
 
+    published = time.monotonic()
     publish_many(gw.port, count)
+    published = time.monotonic() - published
     state = bridge_state(gw)
     assert (state["outbox_depth"], state["outbox_lag_messages"]) == (count, count)
     assert state["outbox_lag_seconds"] > 0
@@ -89,7 +91,8 @@ def test_ten_thousand_messages_wait_for_the_upstream_and_arrive_in_order(
     got = collect(app, count, timeout=30)
     app.disconnect()
     assert got == list(range(count))
-    print(f"\n{count} messages drained upstream {elapsed:.2f}s after it came back")
+    print(f"\n{count} messages: stored in {published:.2f}s while the upstream was down, "
+          f"all sent {elapsed:.2f}s after it came back")
 
 
 def test_a_gateway_killed_with_a_full_outbox_loses_nothing(
