@@ -317,13 +317,17 @@ class Queue:
         """In-flight messages return to the head of the queue, oldest first, for redelivery;
         past max_deliveries to the dead-letter queue; superseded last values are dropped."""
         limit = self.spec.max_deliveries
-        for entry in sorted(entries, key=lambda e: e.id, reverse=True):
-            self._landed(entry)
+        ordered = sorted(entries, key=lambda e: e.id)
+        for entry in ordered:  # dead letters keep their queue order
             if limit and entry.deliveries >= limit:
+                self._landed(entry)
                 self._forget(entry)
                 self.c.dead_lettered += 1
                 self.ctx.dead_letter(self, entry)
+        for entry in reversed(ordered):  # the rest go back to the head, oldest first
+            if limit and entry.deliveries >= limit:
                 continue
+            self._landed(entry)
             key = entry.lv_key
             if key is not None:
                 if key in self.lv:  # a newer value arrived while this one was out

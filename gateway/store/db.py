@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "edgeq.db"
 
 
@@ -57,7 +57,13 @@ def _v3(db: sqlite_utils.Database) -> None:
     table.add_column("released", int, not_null_default=0)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(db: sqlite_utils.Database) -> None:
+    """Queued messages keep their retain flag (a bridge forwards it after a restart too)."""
+    db.table("queue_messages").add_column("retain", int, not_null_default=0)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:

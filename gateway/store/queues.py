@@ -25,9 +25,10 @@ from gateway.mqtt.properties import Properties
 from gateway.store.committer import Committer
 
 COLUMNS = ("id, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,"
-           " size")
+           " size, retain")
 INSERT = ("INSERT INTO queue_messages (id, queue, topic, payload, qos, props, lv_key, deliveries,"
-          " created, expires_at, client_id, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          " created, expires_at, client_id, size, retain)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 DELETE = "DELETE FROM queue_messages WHERE id = ?"
 SET_DELIVERIES = "UPDATE queue_messages SET deliveries = ? WHERE id = ?"
 WINDOW = f"SELECT {COLUMNS} FROM queue_messages WHERE queue = ? AND id > ? ORDER BY id LIMIT ?"
@@ -70,9 +71,9 @@ def encode_props(props: Properties) -> bytes | None:
 def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
     """A `WINDOW` row into the message it holds."""
     (id_, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,
-     size) = row
+     size, retain) = row
     properties: Properties = _decode_props(props) if props else {}
-    message = Message(topic, payload, qos, False, properties, client_id or "", created,
+    message = Message(topic, payload, qos, bool(retain), properties, client_id or "", created,
                       expires_at)
     return StoredRow(id_, message, lv_key, deliveries, size)
 
@@ -148,7 +149,7 @@ class QueueStore:
                lv_key: str | None, created: float) -> None:
         self.committer.write(INSERT, (id_, queue, message.topic, message.payload, message.qos,
                                       props, lv_key, 0, created, message.expires_at,
-                                      message.client_id or None, size))
+                                      message.client_id or None, size, int(message.retain)))
 
     def delete_now(self, id_: int) -> None:
         """Delete in the transaction of the writes submitted with it (replacement, drop)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.messages import Message
 from tests.queues.conftest import HarnessFactory, Worker, spec
 
 
@@ -88,3 +89,15 @@ def test_start_up_reads_only_a_window(make_engine: HarnessFactory) -> None:
     h.restart()
     assert h.engine.backlog == 500
     assert h.engine.memory_bytes <= 20 * (200 + 4)
+
+
+def test_the_retain_flag_is_kept_on_disk(make_engine: HarnessFactory) -> None:
+    h = make_engine(spec("t"))
+    h.engine.publish(Message("t", b"state", 1, True, {}, "prod", h.clock.now))
+    h.publish("t", "plain")
+    engine = h.restart()
+    w = Worker("w")
+    engine.subscribe("$q/t", w, 1)
+    h.settle()
+    assert [(d.message.payload, d.message.retain) for d in w.got] == [
+        (b"state", True), (b"plain", False)]
