@@ -3,7 +3,8 @@
 Published retained every `mqtt.sys_interval` seconds (not persisted). `$SYS/broker/queues` is
 one JSON document with every queue's statistics, for dashboards and `edgeq top`;
 `$SYS/broker/queues/<name>/<field>` one retained topic per figure of `QUEUE_TOPICS`, with
-wildcard levels of the name spelled out (`images/+` -> `$SYS/broker/queues/images/any/depth`);
+wildcard levels of the name spelled out (`images/+` -> `$SYS/broker/queues/images/any/depth`),
+cleared (empty retained message) once the queue is deleted;
 `$SYS/broker/bridges` the same for bridges, with `$SYS/broker/bridges/<name>/...` per field
 (docs/bridge.md).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from gateway import __version__
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 # the per-queue topics; every field is in the `$SYS/broker/queues` JSON document
 QUEUE_TOPICS = ("depth", "inflight", "consumers", "lag_messages", "lag_seconds")
+# per broker, the queues whose topics were published last time (to clear those of deleted ones)
+_published: weakref.WeakKeyDictionary[Broker, set[str]] = weakref.WeakKeyDictionary()
 
 
 def snapshot(broker: Broker) -> dict[str, object]:
@@ -58,10 +62,14 @@ def publish(broker: Broker) -> None:
         _put(broker, f"$SYS/broker/{key}", str(value), now)
     stats = [queue_stats_dict(q) for q in broker.engine.stats()]
     _put(broker, "$SYS/broker/queues", json.dumps(stats), now)
-    for q in stats:
-        base = f"$SYS/broker/queues/{spelled_out(str(q['name']))}"
+    names = {spelled_out(str(q["name"])): q for q in stats}
+    for gone in _published.get(broker, set()) - names.keys():
+        for field in QUEUE_TOPICS:  # a deleted queue: clear its retained figures
+            _put(broker, f"$SYS/broker/queues/{gone}/{field}", "", now)
+    _published[broker] = set(names)
+    for name, q in names.items():
         for field in QUEUE_TOPICS:
-            _put(broker, f"{base}/{field}", str(q[field]), now)
+            _put(broker, f"$SYS/broker/queues/{name}/{field}", str(q[field]), now)
     for topic, payload in broker.bridges.sys_entries():
         _put(broker, topic, payload, now)
 

@@ -23,7 +23,6 @@ from gateway.queues.model import (
     NO_MATCH,
     REJECTED,
     TOPIC_FILTER_INVALID,
-    UNSPECIFIED_ERROR,
     Consumer,
     Entry,
     Member,
@@ -80,7 +79,7 @@ class QueueEngine:
     def publish(self, message: Message) -> PublishOutcome:
         """Enqueue an accepted PUBLISH into every matching queue, all or nothing.
 
-        `reason` is 0x97 when a full reject_new queue refused it, 0x80 when the store is failing;
+        `reason` is 0x97 when a full reject_new queue refused it;
         `blocked` names a full `block` queue: nothing was stored anywhere, the broker pauses
         the producer, calls `wait_for_room` and publishes the same message again later.
         """
@@ -112,8 +111,8 @@ class QueueEngine:
             q.enqueue(message, size, props, key, now)
         if self._ctx.wakes:
             self._run_wakes()
-        if self._store.failed:
-            return PublishOutcome(len(plans), UNSPECIFIED_ERROR)
+        # A failing store is not refused here: the producer's acknowledgement waits for the
+        # commit of this very message (`on_commit(ok)`), which says whether it was stored.
         return MATCHED[len(plans)] if len(plans) < len(MATCHED) else PublishOutcome(len(plans))
 
     def wait_for_room(self, queue: str, callback: Callable[[], None]) -> None:

@@ -10,6 +10,7 @@ PUBACK/PUBREC to producers is sent. Reads that must see a consistent order with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -23,6 +24,14 @@ from gateway.store.db import open_connection
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo a failed transaction. SQLite has already rolled back after some errors (disk
+    full, I/O error); a second ROLLBACK would raise and hide the error that matters."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class Committer:
@@ -110,7 +119,7 @@ class Committer:
                             conn.execute(sql, params)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             return [query(conn) for query, _ in reads]
 
@@ -119,9 +128,13 @@ class Committer:
         self._busy = False
         error = future.exception()
         if error is not None:
+            if self.failed is None:  # once per outage, not once per transaction
+                log.error("store write failed (%s): %s; queued messages are refused until "
+                          "writes succeed again", self.path, error, extra={"REASON": str(error)})
             self.failed = f"{self.path}: {error}"
-            log.error("store write failed: %s", error, extra={"REASON": str(error)})
         else:
+            if self.failed is not None:
+                log.warning("store writes succeed again (%s)", self.path)
             self.failed = None
             self.commits += 1
             for done, (_, callback) in zip(future.result(), reads, strict=True):

@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 image_dir=$(dirname "$here")
 target=$1
+building=$target.tmp
 : "${SUITE:=bookworm}" "${MIRROR:=http://deb.debian.org/debian}"
 : "${SECURITY_MIRROR:=http://deb.debian.org/debian-security}" "${INITRAMFS_MODULES:=most}"
 : "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH (the Makefile does)}"
@@ -21,10 +22,9 @@ package_list() {
     | sed 's/,$//'
 }
 
-
-# Runs before any package is installed (see base-setup-hook.sh).
-setup_hook() {
-  printf '%q ' "$here/base-setup-hook.sh" "$image_dir/base" "$INITRAMFS_MODULES"
+# A hook command line for mmdebstrap: the script and its arguments, then the root ("$1").
+hook() {
+  printf '%q ' "$@"
   printf '"$1"'
 }
 
@@ -36,9 +36,10 @@ run_mmdebstrap() {
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='force-confold' \
     --include="$(package_list)" \
-    --setup-hook="$(setup_hook)" \
-    --customize-hook='umount "$1/boot/firmware"' \
-    "$SUITE" "$target" \
+    --setup-hook="$(hook "$here/base-setup-hook.sh" "$image_dir/base" "$INITRAMFS_MODULES")" \
+    --essential-hook="$(hook "$here/base-essential-hook.sh")" \
+    --customize-hook="$(hook "$here/base-customize-hook.sh")" \
+    "$SUITE" "$building" \
     "deb $MIRROR $SUITE $components" \
     "deb $MIRROR $SUITE-updates $components" \
     "deb $SECURITY_MIRROR $SUITE-security $components"
@@ -47,9 +48,11 @@ run_mmdebstrap() {
 main() {
   require_root
   require_binfmt_aarch64
-  remove_tree "$target"
+  remove_tree "$building"
   log "stage 1: Debian $SUITE arm64 into $target (MODULES=$INITRAMFS_MODULES)"
   SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH run_mmdebstrap
+  remove_tree "$target"
+  mv "$building" "$target"
   log "stage 1 done: $(du -sh --one-file-system "$target" | cut -f1)"
 }
 

@@ -151,7 +151,7 @@ def test_counters_redeliveries_drops_replacements_rejections_dead_letters(
     publish(gw.port, "state/lamp", "off", "on", "dim")
     assert publish(gw.port, "capped", "fits", "refused", version=MQTT_5) == [0, 0x97]
 
-    want = {
+    want: dict[str, dict[str, Any]] = {
         "work": {"depth": 3, "redelivered": 2, "dead_lettered": 2, "consumers": 0},
         "work.dlq": {"depth": 2, "kind": "dead_letter"},
         "ring": {"depth": 3, "dropped": 2},
@@ -190,3 +190,20 @@ def test_counters_redeliveries_drops_replacements_rejections_dead_letters(
         dlq.subscribe("$queue/work.dlq", qos=1)
         assert [dlq.receive().payload for _ in range(2)] == [b"w0", b"w1"]
     wait_until(lambda: admin.stats("work.dlq")["depth"] == 0, 5, "the dead letters consumed")
+
+
+def test_a_deleted_queue_leaves_no_stale_sys_topics(gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(CONFIG)
+    Admin(gw)
+    edgeq_ok(gw.data_dir, "create", "tmp/+")
+    publish(gw.port, "tmp/x", "one")
+    sys = SysWatcher(gw.port)
+    try:
+        sys.wait("$SYS/broker/queues/tmp/any/depth", lambda p: p == "1")
+        edgeq_ok(gw.data_dir, "delete", "tmp/+")
+        sys.wait("$SYS/broker/queues/tmp/any/depth", lambda p: p == "")  # the retained clear
+    finally:
+        sys.close()
+    with connected(gw.port, "newcomer", MQTT_311) as newcomer:
+        newcomer.subscribe("$SYS/broker/queues/tmp/#", qos=0)
+        newcomer.expect_silence(0.3)
