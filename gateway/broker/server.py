@@ -8,6 +8,7 @@ message), then retained storage, then pub/sub delivery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from gateway.mqtt.reasons import Reason
 from gateway.mqtt.topics import parse_shared
 from gateway.queues.engine import QueueEngine
 from gateway.store.committer import Committer
-from gateway.store.db import DB_NAME, migrate
+from gateway.store.db import DB_NAME, loading, migrate
 from gateway.store.queues import QueueStore
 from gateway.store.sessions import RetainedTable, SessionStore
 
@@ -93,16 +94,17 @@ class Broker:
         unclean = self._running_marker.exists()
         self.committer = Committer(path, self.config.storage.synchronous, self.loop)
         migrate(self.committer.connection, path, check=unclean)
-        self._running_marker.touch()
-        self.session_store = SessionStore(self.committer)
-        table = RetainedTable(self.committer)
-        self.retained = RetainedStore(table.persist)
-        for message in table.load_all():
-            self.retained.set(message, persist=False)
-        self.engine = QueueEngine(QueueStore(self.committer), queue_specs(self.config),
-                                  self.config.storage, self.clock)
-        self.engine.load()
-        self._restore_sessions()
+        with loading(path):  # a damaged page read here: one clear error, not a traceback
+            self._running_marker.touch()
+            self.session_store = SessionStore(self.committer)
+            table = RetainedTable(self.committer)
+            self.retained = RetainedStore(table.persist)
+            for message in table.load_all():
+                self.retained.set(message, persist=False)
+            self.engine = QueueEngine(QueueStore(self.committer), queue_specs(self.config),
+                                      self.config.storage, self.clock)
+            self.engine.load()
+            self._restore_sessions()
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
@@ -130,7 +132,9 @@ class Broker:
                 self._save_session(session, self.clock())
         self.engine.flush()
         self.committer.close()
-        self._running_marker.unlink(missing_ok=True)
+        if not self.committer.damaged:  # else the next start checks the file (quick_check)
+            with contextlib.suppress(OSError):  # a store gone read-only: checked next start
+                self._running_marker.unlink(missing_ok=True)
 
     def _restore_sessions(self) -> None:
         now = self.clock()

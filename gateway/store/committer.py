@@ -1,10 +1,12 @@
-"""Group commit: many writes per transaction on one writer thread, durable before acknowledged.
+"""Group commit: many writes per transaction, durable before acknowledged.
 
-Writes submitted during one turn of the event loop, plus everything that arrives while the
-previous transaction commits, go into the next transaction. `on_commit(callback)` runs
-`callback` on the event loop once every write submitted before it is durable — this is where
-PUBACK/PUBREC to producers is sent. Reads that must see a consistent order with the writes
-(loading a queue window from disk) go through `read`.
+Writes submitted during one turn of the event loop (plus, with `synchronous = "full"`, whatever
+arrives while the writer thread commits the previous batch) go into one transaction. With
+`normal` the commit runs at the end of the loop turn (no fsync, so cheaper than a thread hop);
+with `full` it runs on a writer thread so the fsync never stalls the loop.
+`on_commit(callback)` runs `callback` on the event loop once every write submitted before it is
+durable — this is where PUBACK/PUBREC to producers is sent. Reads that must see a consistent
+order with the writes (loading a queue window from disk) go through `read`.
 """
 
 from __future__ import annotations
@@ -14,16 +16,25 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.store.db import open_connection
+from gateway.store.db import StoreError, open_connection
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+REPORT_INTERVAL = 60.0  # seconds between two logged store failures
+
+
+def _is_damage(error: BaseException) -> bool:
+    """SQLite found the file itself broken (not full, not read-only, not busy)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -42,6 +53,10 @@ class Committer:
         self._loop = loop
         self._conn = open_connection(path, synchronous)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeq-store")
+        # With synchronous=NORMAL a WAL commit does not fsync: committing at the end of the loop
+        # turn costs less than the hop to the writer thread and back. FULL fsyncs every commit,
+        # which must not stall the loop, so it keeps the thread.
+        self._inline = synchronous != "full"
         self._ops: list[tuple[str, Any, bool]] = []
         self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
         self._callbacks: list[Callable[[bool], None]] = []
@@ -49,6 +64,13 @@ class Committer:
         self._busy = False
         self._closed = False
         self.failed: str | None = None
+        # Writing on into a damaged file can spread the damage: once SQLite reports it, every
+        # later transaction is refused until a restart checks the file (`quick_check`).
+        self.damaged = False
+        self._wrote = False  # the last transaction changed rows
+        self.failures = 0
+        self._reported = False  # the current outage was logged
+        self._reported_at = -REPORT_INTERVAL
         self.commits = 0
         self.writes = 0
         self._lock = threading.Lock()
@@ -102,6 +124,14 @@ class Committer:
         callbacks, self._callbacks = self._callbacks, []
         reads, self._reads = self._reads, []
         self._busy = True
+        if self._inline:
+            future: asyncio.Future[list[Any]] = self._loop.create_future()
+            try:
+                future.set_result(self._run(ops, reads))
+            except Exception as e:  # handed to _done like the writer thread's errors
+                future.set_exception(e)
+            self._done(future, callbacks, reads)
+            return
         future = self._loop.run_in_executor(self._executor, self._run, ops, reads)
         future.add_done_callback(lambda f: self._done(f, callbacks, reads))
 
@@ -109,6 +139,11 @@ class Committer:
              reads: list[tuple[Callable[[sqlite3.Connection], Any], Any]]) -> list[Any]:
         conn = self._conn
         with self._lock:
+            if ops and self.damaged:
+                raise StoreError("the store is damaged; writes are stopped")
+            # Only a transaction that changed rows proves the disk takes writes again: one that
+            # deleted nothing commits without touching the file, even on a read-only one.
+            changes = conn.total_changes
             if ops:
                 conn.execute("BEGIN")
                 try:
@@ -121,6 +156,7 @@ class Committer:
                 except BaseException:
                     _rollback(conn)
                     raise
+            self._wrote = conn.total_changes != changes
             return [query(conn) for query, _ in reads]
 
     def _done(self, future: asyncio.Future[list[Any]],
@@ -128,21 +164,41 @@ class Committer:
         self._busy = False
         error = future.exception()
         if error is not None:
-            if self.failed is None:  # once per outage, not once per transaction
-                log.error("store write failed (%s): %s; queued messages are refused until "
-                          "writes succeed again", self.path, error, extra={"REASON": str(error)})
-            self.failed = f"{self.path}: {error}"
+            self._failure(error)
         else:
-            if self.failed is not None:
-                log.warning("store writes succeed again (%s)", self.path)
-            self.failed = None
+            if self._wrote and self.failed is not None:
+                self._recovered()
             self.commits += 1
             for done, (_, callback) in zip(future.result(), reads, strict=True):
                 callback(done)
         for cb in callbacks:
             cb(error is None)
         if self._ops or self._callbacks or self._reads:
-            self._kick()
+            self._schedule()
+
+    def _failure(self, error: BaseException) -> None:
+        """Log a failing store once per outage and at most once a minute: on a nearly full
+        disk small transactions still succeed between failed ones."""
+        self.failures += 1
+        now = time.monotonic()
+        if _is_damage(error) and not self.damaged:
+            self.damaged = True
+            self._reported = True
+            log.error("the store is damaged (%s): %s; queued messages are refused from now "
+                      "on; restart to check the file, then restore a backup or move it away",
+                      self.path, error, extra={"REASON": str(error)})
+        elif self.failed is None and now - self._reported_at >= REPORT_INTERVAL:
+            self._reported, self._reported_at = True, now
+            log.error("store write failed (%s): %s; queued messages are refused until writes "
+                      "succeed again", self.path, error, extra={"REASON": str(error)})
+        self.failed = f"{self.path}: {error}"
+
+    def _recovered(self) -> None:
+        self.failed = None
+        if self._reported:
+            self._reported = False
+            log.warning("store writes succeed again (%s); %d transactions failed so far",
+                        self.path, self.failures)
 
     def flush(self) -> None:
         """Commit everything pending synchronously (shutdown path)."""
@@ -151,12 +207,19 @@ class Committer:
             self._busy = False
         ops, self._ops = self._ops, []
         reads, self._reads = self._reads, []
-        results = self._executor.submit(self._run, ops, reads).result()
-        for result, (_, done) in zip(results, reads, strict=True):
-            done(result)
         callbacks, self._callbacks = self._callbacks, []
+        try:
+            results = self._executor.submit(self._run, ops, reads).result()
+        except (sqlite3.Error, StoreError) as e:  # disk full at shutdown: say so, close anyway
+            log.error("store write failed at shutdown (%s): %s; %d writes not saved",
+                      self.path, e, len(ops), extra={"REASON": str(e)})
+            self.failed = f"{self.path}: {e}"
+            results = None
+        if results is not None:
+            for result, (_, done) in zip(results, reads, strict=True):
+                done(result)
         for cb in callbacks:
-            cb(True)
+            cb(results is not None)
 
     def close(self) -> None:
         if self._closed:

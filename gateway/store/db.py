@@ -6,14 +6,18 @@ and refuses a newer one with a clear message instead of guessing.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import sqlite_utils
 
 SCHEMA_VERSION = 4
 DB_NAME = "edgeq.db"
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -70,14 +74,38 @@ def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connecti
     """A connection in WAL mode with the chosen durability (`normal` or `full`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size == 0:
+            # what a fresh store looks like, too: say so, in case it was truncated
+            log.warning("%s is empty: starting with an empty store", path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA wal_autocheckpoint=4000")
     except (sqlite3.Error, OSError) as e:
-        raise StoreError(f"{path}: cannot open the store: {e}") from None
+        raise StoreError(f"{path}: cannot open the store: {e}{_hint(path.parent)}") from None
     return conn
+
+
+def _hint(directory: Path) -> str:
+    """Why a store may not open, when the directory tells (root ignores permissions)."""
+    with contextlib.suppress(OSError):
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return f" ({directory} is on a read-only file system)"
+        if not os.access(directory, os.W_OK):
+            return f" ({directory} is not writable by this user)"
+    return ""
+
+
+@contextlib.contextmanager
+def loading(path: Path) -> Iterator[None]:
+    """Start-up reads of the store: an unreadable page becomes one StoreError that names the
+    file and the way out, instead of a traceback."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, OSError) as e:
+        raise StoreError(f"{path}: the store cannot be read ({e}); restore a backup or move "
+                         "the file away to start empty") from None
 
 
 def migrate(conn: sqlite3.Connection, path: Path, check: bool = True) -> None:
@@ -95,6 +123,9 @@ def migrate(conn: sqlite3.Connection, path: Path, check: bool = True) -> None:
             MIGRATIONS[target](db)
             conn.execute(f"PRAGMA user_version={target}")
             conn.execute("COMMIT")
+        if 0 < version < SCHEMA_VERSION:
+            log.info("%s: store upgraded from schema version %d to %d", path, version,
+                     SCHEMA_VERSION)
         result = conn.execute("PRAGMA quick_check").fetchone()[0] if check else "ok"
         if result != "ok":
             raise StoreError(f"{path}: the store is damaged ({result}); restore a backup or "
