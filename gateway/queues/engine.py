@@ -35,7 +35,7 @@ from gateway.queues.queue import ADMIT, BLOCK, DROP_NEW, REJECT, Queue
 from gateway.queues.registry import Registry
 from gateway.queues.stats import details, snapshot, update_rates
 from gateway.queues.window import Context
-from gateway.store.queues import encode_props
+from gateway.store.rows import pack_props
 
 if TYPE_CHECKING:
     from gateway.store.queues import QueueStore
@@ -106,7 +106,7 @@ class QueueEngine:
         if blocked is not None:
             blocked.c.blocked += 1
             return PublishOutcome(0, 0, blocked.name)
-        props = encode_props(message.properties)
+        props = pack_props(message.properties)
         for q, key in plans:
             q.enqueue(message, size, props, key, now)
         if self._ctx.wakes:
@@ -282,7 +282,7 @@ class QueueEngine:
         message = entry.message
         assert message is not None
         dlq = self._reg.dead_letter_queue(queue)
-        dlq.enqueue(message, entry.size, encode_props(message.properties), None,
+        dlq.enqueue(message, entry.size, pack_props(message.properties), None,
                     self._clock())
         self._ctx.store.delete_now(entry.id)
 

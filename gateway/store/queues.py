@@ -18,11 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from gateway.messages import Message
-from gateway.mqtt.properties import Properties
 from gateway.store.committer import Committer
+from gateway.store.rows import unpack_props
 
 COLUMNS = ("id, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,"
            " size, retain")
@@ -38,8 +36,6 @@ SAVE_QUEUE = ("INSERT INTO queues (name, spec, created, origin) VALUES (?, ?, ?,
               "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, origin = excluded.origin")
 DROP_QUEUE = "DELETE FROM queues WHERE name = ?"
 
-_decode_props = msgspec.msgpack.Decoder(Properties).decode
-_encode = msgspec.msgpack.Encoder().encode
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,16 +59,11 @@ class StoredQueue:
     created: float
 
 
-def encode_props(props: Properties) -> bytes | None:
-    """The property dict as msgpack, or None for a message without properties."""
-    return _encode(props) if props else None
-
-
 def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
     """A `WINDOW` row into the message it holds."""
     (id_, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,
      size, retain) = row
-    properties: Properties = _decode_props(props) if props else {}
+    properties = unpack_props(props)
     message = Message(topic, payload, qos, bool(retain), properties, client_id or "", created,
                       expires_at)
     return StoredRow(id_, message, lv_key, deliveries, size)

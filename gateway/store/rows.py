@@ -1,29 +1,24 @@
-"""Row encoding shared by the stores: 5.0 properties as msgpack, messages to and from rows."""
+"""Row encoding shared by the stores: 5.0 properties as msgpack, messages from rows."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgspec
 
 from gateway.messages import Message
 from gateway.mqtt.properties import Properties
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Properties).decode
 
 
 def pack_props(props: Properties) -> bytes | None:
-    return _encoder.encode(props) if props else None
+    """The property dict as msgpack, or None for a message without properties."""
+    return _encode(props) if props else None
 
 
 def unpack_props(blob: bytes | None) -> Properties:
-    if not blob:
-        return {}
-    props: dict[str, Any] = _decoder.decode(blob)
-    if "user_property" in props:
-        props["user_property"] = [tuple(p) for p in props["user_property"]]
-    return props  # type: ignore[return-value]
+    """Back to the typed dict (user properties as tuples again)."""
+    return _decode(blob) if blob else {}
 
 
 def message_from_row(topic: str, payload: bytes, qos: int, retain: int, props: bytes | None,
