@@ -128,7 +128,7 @@ async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio
     """Listen on `admin.listen` and write `admin.json` (URL and token) into the data dir."""
     settings = broker.config.admin
     data_dir = Path(broker.config.data_dir)
-    token = settings.token or _previous_token(data_dir) or secrets.token_urlsafe(24)
+    token = settings.token or _previous_token(data_dir) or _new_token()
     api = AdminApi(broker, token, reload)
     host, port = split_address(settings.listen)
     try:
@@ -146,7 +146,17 @@ def _previous_token(data_dir: Path) -> str | None:
         token = json.loads((data_dir / CONNECTION_FILE).read_text()).get("token")
     except (OSError, ValueError, AttributeError):
         return None
-    return token if isinstance(token, str) and len(token) >= 24 else None
+    if not isinstance(token, str) or len(token) < 24 or token.startswith("-"):
+        return None
+    return token
+
+
+def _new_token() -> str:
+    """A random token that never starts with `-`, so `--token TOKEN` cannot read as a flag."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
 
 
 def write_connection_file(data_dir: Path, url: str, token: str) -> None:

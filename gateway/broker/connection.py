@@ -9,7 +9,10 @@ DISCONNECT (or a CONNACK before CONNECT completed) with the reason code, 3.1.1 c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +25,7 @@ from gateway.mqtt.packets import (
     Connack,
     Disconnect,
     Packet,
+    PingReq,
     Publish,
     PubRel,
 )
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
     from gateway.broker.server import Broker
 
 log = logging.getLogger("gateway.connection")
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 seconds
+_HELD_PACKETS = 256  # packets held while blocked before the socket stops being read
 _FORWARDED = frozenset(("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property"))
 
@@ -64,6 +70,7 @@ class Connection(asyncio.Protocol):
         self.will_now = False
         self.closing = False
         self.blocked = False
+        self._reading_paused = False
         self._pending: deque[Packet] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -86,7 +93,7 @@ class Connection(asyncio.Protocol):
         if self.closing:
             return
         try:
-            self._pending.extend(self.decoder.feed(data))
+            packets = self.decoder.feed(data)
         except UnsupportedProtocol as e:
             log.info("refusing %s: %s", self.peer, e, extra={"REASON": e.reason.name})
             self._write_now(b"\x20\x02\x00\x01")
@@ -95,7 +102,23 @@ class Connection(asyncio.Protocol):
         except MQTTError as e:
             self.protocol_failure(e)
             return
+        if self.blocked:
+            self._hold(packets)
+            return
+        self._pending.extend(packets)
         self.process()
+
+    def _hold(self, packets: list[Packet]) -> None:
+        """While blocked, keep answering PINGREQ (the client must not think us dead) and hold
+        everything else; stop reading the socket only when too much is held."""
+        for packet in packets:
+            if type(packet) is PingReq and self.session is not None:
+                self.send(b"\xd0\x00")
+            else:
+                self._pending.append(packet)
+        if len(self._pending) >= _HELD_PACKETS and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def process(self) -> None:
         """Handle decoded packets in order until done, closed, or blocked by a full queue."""
@@ -109,6 +132,10 @@ class Connection(asyncio.Protocol):
         except MQTTError as e:
             self.protocol_failure(e)
             return
+        if self.blocked and pending:
+            held = list(pending)
+            pending.clear()
+            self._hold(held)
         if not pending and self.decoder.error is not None:
             self.protocol_failure(self.decoder.error)
 
@@ -117,13 +144,13 @@ class Connection(asyncio.Protocol):
         self._pending.appendleft(packet)
 
     def block(self) -> None:
+        """Stop handling packets (a full `block` queue, the memory budget, a password check)."""
         self.blocked = True
-        if self.transport is not None:
-            self.transport.pause_reading()
 
     def unblock(self) -> None:
         self.blocked = False
-        if self.transport is not None and not self.closing:
+        if self._reading_paused and self.transport is not None and not self.closing:
+            self._reading_paused = False
             self.transport.resume_reading()
         self.process()
 
@@ -167,7 +194,7 @@ class Connection(asyncio.Protocol):
         if transport.get_write_buffer_size() > self._write_limit:
             log.warning("client %s does not read its messages; disconnecting", self.client_id,
                         extra={"CLIENT_ID": self.client_id, "REASON": "output buffer full"})
-            self.close()
+            self.abort()
 
     def _write_now(self, data: bytes) -> None:
         self._flush()
@@ -252,6 +279,19 @@ class Connection(asyncio.Protocol):
             self._flush()
             self.closing = True
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent output: `close` would wait for a client that does
+        not read to take it, keeping the buffer (and the socket) forever. SO_LINGER 0 makes
+        the kernel drop its own send buffer too (a reset, not a FIN queued behind megabytes)."""
+        if self.transport is not None and not self.closing:
+            self.closing = True
+            self._out.clear()
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+            self.transport.abort()
 
     def describe(self) -> dict[str, Any]:
         """A row for the admin API's client list."""

@@ -37,7 +37,7 @@ def handle_subscribe(conn: Connection, p: Subscribe) -> None:
     conn.send_packet(Suback(p.packet_id, codes))
     for sub, granted in retained:
         _send_retained(conn, session, sub, granted, ident)
-    conn.broker.session_changed(session)
+    conn.broker.session_changed(session, [sub.filter for sub in p.subscriptions])
     conn.broker.consumer_ready(session)
 
 
@@ -89,7 +89,7 @@ def handle_unsubscribe(conn: Connection, p: Unsubscribe) -> None:
     assert session is not None
     codes = [unsubscribe_one(conn, session, f) for f in p.filters]
     conn.send_packet(Unsuback(p.packet_id, codes))
-    conn.broker.session_changed(session)
+    conn.broker.session_changed(session, list(p.filters))
 
 
 def unsubscribe_one(conn: Connection, session: Session, topic_filter: str) -> int:

@@ -199,6 +199,9 @@ class Broker:
         self.stats.clients_maximum = max(self.stats.clients_maximum, len(self.live))
         if session.persistent:
             self._save_session(session, 0.0)
+            if not was_persistent:  # what it subscribed to so far becomes durable too
+                self.session_store.replace_subscriptions(session.client_id, [
+                    (e.options, e.identifier) for e in session.subscriptions.values()])
         elif was_persistent:
             self.session_store.delete(client_id)
         return present
@@ -212,13 +215,20 @@ class Broker:
         session.resume(link)
         self.engine.consumer_ready(session)
 
-    def session_changed(self, session: Session) -> None:
-        if session.persistent:
-            self._save_session(session, 0.0)
+    def session_changed(self, session: Session, filters: list[str]) -> None:
+        """SUBSCRIBE or UNSUBSCRIBE of `filters`: store just those (one row each)."""
+        if not session.persistent:
+            return
+        subscribed = [(e.options, e.identifier) for f in filters
+                      if (e := session.subscriptions.get(f)) is not None]
+        if subscribed:
+            self.session_store.subscribe(session.client_id, subscribed)
+        gone = [f for f in filters if f not in session.subscriptions]
+        if gone:
+            self.session_store.unsubscribe(session.client_id, gone)
 
     def _save_session(self, session: Session, disconnected_at: float) -> None:
-        subs = [(e.options, e.identifier) for e in session.subscriptions.values()]
-        self.session_store.save(session.client_id, session.expiry, disconnected_at, subs)
+        self.session_store.save(session.client_id, session.expiry, disconnected_at)
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -345,7 +355,8 @@ class Broker:
             if conn.session is None:
                 if loop_now - conn.connected_at > connect_timeout:
                     conn.close()
-            elif conn.keepalive and loop_now - conn.last_seen > conn.keepalive * 1.5:
+            elif (conn.keepalive and not conn.blocked  # a held producer is not idle
+                  and loop_now - conn.last_seen > conn.keepalive * 1.5):
                 conn.disconnect(Reason.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         for pending in self.wills.due(now):
             self.publish_will(pending.client_id, pending.will)
@@ -387,5 +398,6 @@ class Broker:
         self.config = config
         self.access.reload(config.auth)
         self.bridges.stop_changed(config.bridges)
-        self.engine.reload(queue_specs(config))
+        for note in self.engine.reload(queue_specs(config)):
+            log.info("reload: %s", note)
         self.bridges.start(config.bridges)

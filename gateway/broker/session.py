@@ -3,7 +3,8 @@
 A session outlives its connection when it is persistent (3.1.1 clean session 0, or a 5.0
 session expiry above zero). Outbound QoS 1/2 messages are either in flight (counted against the
 client's Receive Maximum) or waiting in `queued`; QoS 0 messages are sent at once when connected
-and dropped when not. The session never touches a socket: it hands packets to `link`.
+(up to the connection's output cap) and dropped when not. The session never touches a socket:
+it hands packets to `link`.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ class Session:
         """Send now, or queue; False when the message was dropped (offline QoS 0, queue full)."""
         link = self.link
         if out.qos == 0:
-            if link is None or not link.writable():
+            # Sent even while the socket is paused: a client that stops reading then fills its
+            # output buffer and is disconnected (mqtt.client_output_buffer) instead of silently
+            # losing every QoS 0 message for as long as it stays connected.
+            if link is None:
                 return False
             link.send_publish(out, 0)
             return True

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "edgeq.db"
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,23 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.table("queue_messages").add_column("retain", int, not_null_default=0)
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """One row per subscription of a persistent session: a SUBSCRIBE writes its own filters,
+    not the session's whole list again (N subscriptions made one at a time cost O(N²) bytes)."""
+    db.table("session_subscriptions").create(
+        {"client_id": str, "filter": str, "qos": int, "no_local": int,
+         "retain_as_published": int, "retain_handling": int, "identifier": int},
+        pk=("client_id", "filter"), if_not_exists=True)
+    db.execute("INSERT OR REPLACE INTO session_subscriptions SELECT s.client_id, "
+               "json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
+               "json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'), "
+               "json_extract(j.value, '$[4]'), json_extract(j.value, '$[5]') "
+               "FROM sessions AS s, json_each(s.subscriptions) AS j")
+    db.execute("UPDATE sessions SET subscriptions = '[]'")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4}
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:

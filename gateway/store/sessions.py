@@ -8,7 +8,6 @@ restart (or `kill -9`) loses nothing that was acknowledged.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 
 from gateway.messages import Message
@@ -19,6 +18,13 @@ from gateway.store.rows import message_from_row, pack_props
 _INSERT = ("INSERT INTO session_messages (id, client_id, topic, payload, qos, retain, props, "
            "created, expires_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?)")
 _DELETE = "DELETE FROM session_messages WHERE id = ?"
+_SAVE = ("INSERT INTO sessions (client_id, expiry, disconnected_at, subscriptions) "
+         "VALUES (?,?,?,'[]') ON CONFLICT(client_id) DO UPDATE SET expiry = excluded.expiry, "
+         "disconnected_at = excluded.disconnected_at")
+_SUBSCRIBE = ("INSERT OR REPLACE INTO session_subscriptions (client_id, filter, qos, no_local, "
+              "retain_as_published, retain_handling, identifier) VALUES (?,?,?,?,?,?,?)")
+_UNSUBSCRIBE = "DELETE FROM session_subscriptions WHERE client_id = ? AND filter = ?"
+_UNSUBSCRIBE_ALL = "DELETE FROM session_subscriptions WHERE client_id = ?"
 
 
 @dataclass(slots=True)
@@ -37,16 +43,29 @@ class SessionStore:
         row = committer.connection.execute("SELECT max(id) FROM session_messages").fetchone()
         self._ids = itertools.count((row[0] or 0) + 1)
 
-    def save(self, client_id: str, expiry: int, disconnected_at: float,
-             subscriptions: list[tuple[Subscription, int]]) -> None:
-        subs = [[s.filter, s.qos, s.no_local, s.retain_as_published, s.retain_handling, ident]
-                for s, ident in subscriptions]
-        self._c.write("INSERT OR REPLACE INTO sessions (client_id, expiry, disconnected_at, "
-                      "subscriptions) VALUES (?,?,?,?)",
-                      (client_id, expiry, disconnected_at, json.dumps(subs)))
+    def save(self, client_id: str, expiry: int, disconnected_at: float) -> None:
+        """The session row (its subscriptions are rows of their own)."""
+        self._c.write(_SAVE, (client_id, expiry, disconnected_at))
+
+    def subscribe(self, client_id: str, subscriptions: list[tuple[Subscription, int]]) -> None:
+        """Add or replace these subscriptions (with their subscription identifiers)."""
+        self._c.write_many(_SUBSCRIBE, [
+            (client_id, s.filter, s.qos, int(s.no_local), int(s.retain_as_published),
+             s.retain_handling, ident) for s, ident in subscriptions])
+
+    def unsubscribe(self, client_id: str, filters: list[str]) -> None:
+        self._c.write_many(_UNSUBSCRIBE, [(client_id, f) for f in filters])
+
+    def replace_subscriptions(self, client_id: str,
+                              subscriptions: list[tuple[Subscription, int]]) -> None:
+        """Exactly these subscriptions (a session that has just become persistent)."""
+        self._c.write(_UNSUBSCRIBE_ALL, (client_id,))
+        if subscriptions:
+            self.subscribe(client_id, subscriptions)
 
     def delete(self, client_id: str) -> None:
         self._c.write("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+        self._c.write(_UNSUBSCRIBE_ALL, (client_id,))
         self._c.write("DELETE FROM session_messages WHERE client_id = ?", (client_id,))
 
     def add_message(self, client_id: str, message: Message, qos: int) -> int:
@@ -70,11 +89,16 @@ class SessionStore:
         """Every stored session with its owed messages in order (start-up, synchronous)."""
         conn = self._c.connection
         sessions: dict[str, StoredSession] = {}
-        for client_id, expiry, disconnected_at, subs in conn.execute(
-                "SELECT client_id, expiry, disconnected_at, subscriptions FROM sessions"):
-            parsed = [(Subscription(f, q, bool(nl), bool(rap), rh), ident)
-                      for f, q, nl, rap, rh, ident in json.loads(subs)]
-            sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, parsed)
+        for client_id, expiry, disconnected_at in conn.execute(
+                "SELECT client_id, expiry, disconnected_at FROM sessions"):
+            sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, [])
+        for client_id, f, q, nl, rap, rh, ident in conn.execute(
+                "SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, "
+                "identifier FROM session_subscriptions ORDER BY rowid"):
+            stored = sessions.get(client_id)
+            if stored is not None:
+                stored.subscriptions.append(
+                    (Subscription(f, q, bool(nl), bool(rap), rh), ident or 0))
         for row in conn.execute("SELECT id, client_id, topic, payload, qos, retain, props, "
                                 "created, expires_at, origin, released, packet_id "
                                 "FROM session_messages ORDER BY id"):

@@ -283,3 +283,12 @@ def test_the_cli_talks_to_a_remote_gateway_with_url_and_token(
     elsewhere = tmp_path / "no-admin-json-here"
     run = edgeq_queue(elsewhere, "list", "--url", admin.url, "--token", admin.token)
     assert run.returncode == 0 and "jobs" in table(run.stdout)
+
+
+def test_a_generated_token_never_reads_as_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `edgeq queue list --token -x...` would be an argparse error: such tokens are not handed out
+    from gateway.admin import api
+
+    drawn = iter(["-starts-with-a-dash-xxxxxxxx", "a-fine-token-xxxxxxxxxxxxxx"])
+    monkeypatch.setattr(api.secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert api._new_token() == "a-fine-token-xxxxxxxxxxxxxx"

@@ -220,3 +220,21 @@ def test_sigkill_loses_no_acknowledged_message(gateway_factory: GatewayFactory) 
             seen.add(auditor.receive(timeout=10).payload)
         published = {f"frame-{i}".encode() for i in range(len(acked) + 1)}
         assert seen <= published, "a message was delivered that was never published"
+
+
+def test_a_producer_held_by_a_full_queue_keeps_its_connection_alive(
+        gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(BURST.replace("500", "1"))
+    with RawClient(gw.port, MQTT_311) as producer:
+        producer.connect("held", keepalive=1)
+        assert producer.publish("telemetry/a", b"fills the queue", qos=1) is not None
+        producer.send_packet(Publish("telemetry/a", b"waits", 1, False, False, 2))
+        for _ in range(4):  # 4 s: well past 1.5 x keepalive
+            producer.send(b"\xc0\x00")
+            assert type(producer.read(2)).__name__ == "PingResp"
+            time.sleep(1)
+        with connected(gw.port, "drain", MQTT_311) as consumer:
+            consumer.subscribe("$queue/burst", qos=1)
+            assert consumer.receive().payload == b"fills the queue"
+            assert producer.expect(PubAck, 5).packet_id == 2
+            assert consumer.receive().payload == b"waits"
