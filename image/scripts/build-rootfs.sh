@@ -19,6 +19,10 @@ export SOURCE_DATE_EPOCH
 
 VENV=/opt/edgeq/venv
 ADMIN=admin
+COMPILE_CHECK='
+import compileall, sys
+import gateway, tui
+sys.exit(not all(compileall.compile_dir(p.__path__[0], quiet=1) for p in (gateway, tui)))'
 ENABLE=(edgeq.service edgeq-firstboot.service edgeq-growroot.service edgeq-ssh-hostkeys.service
         ssh.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service)
 
@@ -82,6 +86,9 @@ install_edgeq() {
   in_chroot "$target" python3 -m venv --system-site-packages "$VENV"
   in_chroot "$target" "$VENV/bin/pip" install --no-index --no-cache-dir \
     --find-links /tmp/edgeq-wheels edgeq lgpio
+  # The wheel is built from the working tree: refuse a half-edited one rather than ship it.
+  in_chroot "$target" "$VENV/bin/python" -c "$COMPILE_CHECK" \
+    || die "edgeq's installed sources do not compile (see above)"
   in_chroot "$target" "$VENV/bin/pip" freeze --all > "$target/opt/edgeq/manifest.txt"
   rm -rf "$target/tmp/edgeq-wheels"
   ln -sf "$VENV/bin/edgeq" "$target/usr/local/bin/edgeq"

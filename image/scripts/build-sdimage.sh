@@ -32,6 +32,23 @@ write_config() {
       "$image_dir/genimage.cfg.in" > "$1"
 }
 
+# mke2fs -d copies each file's inode change time (ctime), which no tool can set on the source
+# files, and its access time, which the build's own reads move. Set both to SOURCE_DATE_EPOCH
+# inside the finished image (debugfs at the root partition's offset: no mount, no loop device).
+clamp_inode_times() {
+  local img=$1 work=$2 offset
+  offset=$(( $(partx -g -o START -n 2 "$img") * 512 ))
+  (cd "$rootfs" && find . -xdev ! -path './boot/firmware/*' -printf '/%P\n') \
+    | awk -v t="@$SOURCE_DATE_EPOCH" '{
+        gsub(/"/, "\\\"")
+        printf "set_inode_field \"%s\" ctime %s\nset_inode_field \"%s\" atime %s\n", $0, t, $0, t
+      }' > "$work/times.cmds"
+  E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/times.cmds" "$img?offset=$offset" \
+    > "$work/times.log" 2>&1
+  e2fsck -fn "$img?offset=$offset" > /dev/null \
+    || die "the root file system does not check after clamp_inode_times"
+}
+
 main() {
   require_root
   [ -f "$rootfs/boot/firmware/config.txt" ] || die "$rootfs has no Pi boot files: build stage 2"
@@ -42,6 +59,7 @@ main() {
   log "stage 3: $out/$name.img"
   E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH genimage --config "$work/genimage.cfg" \
     --rootpath "$rootfs" --tmppath "$work/tmp" --inputpath "$work" --outputpath "$out"
+  clamp_inode_times "$out/$name.img" "$work"
   remove_tree "$work"
   log "stage 3 done: $(du -h --apparent-size "$out/$name.img" | cut -f1) $out/$name.img"
 }

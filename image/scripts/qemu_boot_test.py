@@ -134,13 +134,27 @@ def connack(port: int) -> bytes:
         return b""
 
 
+def edgeq_failure(guest: Guest) -> str | None:
+    """edgeq's journal when systemd gave up on it (seen over SSH), else None."""
+    state = ssh(guest, "systemctl is-failed edgeq.service").stdout.strip()
+    if state != "failed":
+        return None
+    return ssh(guest, "sudo journalctl -u edgeq.service -n 40 --no-pager").stdout
+
+
 def wait_for_connack(guest: Guest, timeout: float) -> bytes:
+    checked = 0.0
     while guest.elapsed() < timeout:
         if guest.proc.poll() is not None:
             raise RuntimeError(f"qemu exited with {guest.proc.returncode}")
         answer = connack(guest.mqtt_port)
         if answer:
             return answer
+        if guest.elapsed() - checked > 30:
+            checked = guest.elapsed()
+            journal = edgeq_failure(guest)
+            if journal:
+                raise RuntimeError(f"edgeq.service failed in the guest:\n{journal}")
         time.sleep(3)
     raise TimeoutError(f"no CONNACK within {timeout:.0f}s")
 

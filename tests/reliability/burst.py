@@ -35,8 +35,9 @@ def burst_connect(port: int, n: int, client_prefix: str, keepalive: int = 60,
         while acked < n:
             assert time.monotonic() < deadline, f"only {acked} of {n} CONNACKs in {timeout}s"
             for key, events in sel.select(1.0):
-                s = key.fileobj
-                assert isinstance(s, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                s = ready
                 if events & selectors.EVENT_WRITE:
                     s.send(pending.pop(s))
                     sel.modify(s, selectors.EVENT_READ)
@@ -75,8 +76,9 @@ def ping_all(socks: list[socket.socket], timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout
         while waiting and time.monotonic() < deadline:
             for key, _ in sel.select(1.0):
-                s = key.fileobj
-                assert isinstance(s, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                s = ready
                 try:
                     data = s.recv(16)
                 except OSError:

@@ -9,8 +9,10 @@ short version and `make test-slow` the long one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import resource
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +24,10 @@ from tests.support.procs import GatewayProcess
 # What asyncio and Python print when a callback or protocol method raises: always a bug here.
 CRASH_MARKERS = ("Traceback (most recent call last)", "Exception in callback",
                  "Fatal error: protocol", "Task exception was never retrieved")
+
+
+EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
+EXT4_GOING_FLAGS_NOLOGFLUSH = 2
 
 
 def env_int(name: str, default: int) -> int:
@@ -119,6 +125,48 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Tmpfs]]:
     yield make
     for fs in reversed(mounts):
         fs.umount()
+
+
+@pytest.fixture
+def ext4(tmp_path: Path) -> Iterator[Path]:
+    """A small ext4 file system on a loop device, mounted `errors=remount-ro`, so that a
+    file-system error turns it read-only under the running gateway (as a failing SD card
+    does), or `power_cut` stops it as a power failure would; the image is `sd.img` beside the
+    mount point."""
+    image, mount = tmp_path / "sd.img", tmp_path / "sd"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True,
+                          check=False)
+    mounted = subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(mount)],
+                             capture_output=True, text=True, check=False)
+    if made.returncode or mounted.returncode:
+        pytest.skip(f"cannot mount an ext4 loop device here: {made.stderr}{mounted.stderr}")
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False).returncode:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def power_cut(mount: Path) -> None:
+    """Stop the file system at once, as a power failure would: what was not written to the
+    device (page cache, unflushed journal) is lost (EXT4_IOC_SHUTDOWN with NOLOGFLUSH, the
+    crash simulation of xfstests). Unmount and mount again to see what survived."""
+    fd = os.open(mount, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
+    finally:
+        os.close(fd)
+
+
+def remount(mount: Path) -> None:
+    """Unmount (after a power cut or an error) and mount the same image again (journal replay)."""
+    subprocess.run(["umount", str(mount)], check=True, timeout=30)
+    image = mount.parent / "sd.img"
+    subprocess.run(["e2fsck", "-p", "-f", str(image)], capture_output=True, check=False)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, timeout=30)
 
 
 @pytest.fixture

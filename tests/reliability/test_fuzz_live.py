@@ -10,7 +10,8 @@ After every few examples a well-behaved client does a QoS 1 round trip through a
 subscription; at the end the process must be alive and its log free of tracebacks (asyncio only
 logs an exception raised in a protocol callback: it would not kill the process).
 
-`EDGEQ_FUZZ_EXAMPLES` sets the number of examples (default 300; `make test-slow` runs 5000).
+`EDGEQ_FUZZ_EXAMPLES` sets the number of examples (default 300); `make test-slow` runs
+`EDGEQ_FUZZ_EXAMPLES_SLOW` (default 5000).
 """
 
 from __future__ import annotations

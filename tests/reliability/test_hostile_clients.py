@@ -137,7 +137,7 @@ def test_a_subscriber_that_never_reads_is_disconnected_and_others_get_everything
     stuck.subscribe("flood/#", qos=0)
     reader = connected(gw.port, "reads", MQTT_311)
     reader.subscribe("flood/#", qos=0)
-    received = []
+    received: list[bytes] = []
 
     def read_all() -> None:
         while len(received) < total:

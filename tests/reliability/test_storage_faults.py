@@ -13,7 +13,7 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ import sqlite_utils
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
 from gateway.store.db import MIGRATIONS, SCHEMA_VERSION
 from tests.broker.clients import ServerClosed, connected
-from tests.reliability.conftest import Tmpfs, assert_no_crash_in_log
+from tests.reliability.conftest import Tmpfs, assert_no_crash_in_log, remount
 from tests.support.procs import REPO, GatewayProcess
 
 QUEUE = """
@@ -145,28 +145,6 @@ def test_disk_full_at_shutdown_exits_cleanly_and_keeps_what_was_acknowledged(
 
 # ---------------------------------------------------------------------------- read-only
 
-@pytest.fixture
-def ext4(tmp_path: Path) -> Iterator[Path]:
-    """A small ext4 file system on a loop device, mounted `errors=remount-ro`, so that a
-    file-system error turns it read-only under the running gateway (as a failing SD card
-    does); its sysfs `trigger_fs_error` path is returned next to the mount point."""
-    image, mount = tmp_path / "sd.img", tmp_path / "sd"
-    mount.mkdir()
-    with image.open("wb") as f:
-        f.truncate(32 * 1024 * 1024)
-    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True,
-                          check=False)
-    mounted = subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(mount)],
-                             capture_output=True, text=True, check=False)
-    if made.returncode or mounted.returncode:
-        pytest.skip(f"cannot mount an ext4 loop device here: {made.stderr}{mounted.stderr}")
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def trigger_fs_error(mount: Path) -> None:
     source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount)], capture_output=True,
                             text=True, check=True).stdout.strip()
@@ -197,10 +175,7 @@ def test_store_turning_read_only_refuses_queued_messages_and_keeps_pubsub(
     assert_no_crash_in_log(gw)
 
     # the operator repairs the file system; everything acknowledged is still there
-    subprocess.run(["umount", str(ext4)], check=True)
-    image = ext4.parent / "sd.img"
-    subprocess.run(["e2fsck", "-p", "-f", str(image)], capture_output=True, check=False)
-    subprocess.run(["mount", "-o", "loop", str(image), str(ext4)], check=True)
+    remount(ext4)
     gw.start()
     drain(gw.port, before)
 

@@ -112,11 +112,13 @@ def consume(w: Worker, client_id: str, version: int, topic_filter: str, kind: st
             clean: bool = True, subscribe: bool = True, drop_every: float = 0.0) -> None:
     """Receive and acknowledge until stopped; with `drop_every`, vanish now and then without
     acknowledging the last message (a consumer crash), then come back."""
+    first = True
     while not w.stop.is_set():
         with RawClient(w.port, version) as client:
             assert client.connect(client_id, clean_start=clean).reason_code == 0
-            if subscribe:
-                client.subscribe(topic_filter, qos=1)
+            if subscribe and (clean or first):  # a resumed session keeps it (and its
+                client.subscribe(topic_filter, qos=1)  # messages may come before a SUBACK)
+            first = False
             until = time.monotonic() + (w.rng.uniform(0.1, drop_every) if drop_every else 1e9)
             while not w.stop.is_set() and time.monotonic() < until:
                 try:
