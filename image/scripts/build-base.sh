@@ -7,7 +7,7 @@
 # env:   SUITE MIRROR SECURITY_MIRROR INITRAMFS_MODULES SOURCE_DATE_EPOCH
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 image_dir=$(dirname "$here")
@@ -25,6 +25,7 @@ package_list() {
 # A hook command line for mmdebstrap: the script and its arguments, then the root ("$1").
 hook() {
   printf '%q ' "$@"
+  # shellcheck disable=SC2016 # a literal $1: mmdebstrap passes the root there
   printf '"$1"'
 }
 

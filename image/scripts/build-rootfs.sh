@@ -8,7 +8,7 @@
 # env:   SOURCE_DATE_EPOCH
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 image_dir=$(dirname "$here")
@@ -18,7 +18,7 @@ target=$final.tmp
 export SOURCE_DATE_EPOCH
 
 VENV=/opt/edgeq/venv
-ADMIN=admin
+ADMIN="admin"
 COMPILE_CHECK='
 import compileall, sys
 import gateway, tui
@@ -135,7 +135,8 @@ clamp_mtimes() {
 write_release() {
   local edgeq kernel
   edgeq=$(grep -i '^edgeq==' "$target/opt/edgeq/manifest.txt" | cut -d= -f3)
-  kernel=$(basename "$(ls "$target"/boot/vmlinuz-* | sort -V | tail -1)" | sed 's/vmlinuz-//')
+  kernel=$(find "$target/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sort -V | tail -1)
+  kernel=${kernel#vmlinuz-}
   cat > "$target/etc/edgeq-image-release" <<EOF
 EDGEQ_VERSION=$edgeq
 DEBIAN_VERSION=$(cat "$target/etc/debian_version")

@@ -6,7 +6,7 @@
 # env:   SOURCE_DATE_EPOCH BOOT_SIZE (default 256M) ROOT_HEADROOM_MB (default 384)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 image_dir=$(dirname "$here")

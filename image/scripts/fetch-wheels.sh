@@ -7,7 +7,7 @@
 #        fetch-wheels.sh --lock REPO LOCK_FILE HOST_PYTHON   (re-resolve and rewrite the lock)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 # Debian bookworm has glibc 2.36: any manylinux tag up to 2_36 runs there.
@@ -54,7 +54,7 @@ fetch() {
   pip_download "$python" --dest "$dest" --find-links "$dest" --constraint "$lock" \
     edgeq "${EXTRA[@]}"
   report_unlocked "$dest" "$lock"
-  log "wheels: $(ls "$dest" | wc -l) in $dest"
+  log "wheels: $(find "$dest" -name '*.whl' | wc -l) in $dest"
 }
 
 report_unlocked() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the image build scripts (sourced, not run).
 # Every script that sources this runs with `set -euo pipefail`.
 
@@ -36,6 +37,7 @@ remove_tree() {
 # private mount namespace: the mounts vanish with the command, even when it fails.
 in_chroot() {
   local root=$1; shift
+  # shellcheck disable=SC2016 # the inner script expands its own arguments
   unshare --mount --propagation private -- sh -euc '
     root=$1; shift
     mount -t proc proc "$root/proc"

@@ -14,6 +14,7 @@ import os
 import resource
 import struct
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -162,11 +163,22 @@ def power_cut(mount: Path) -> None:
 
 
 def remount(mount: Path) -> None:
-    """Unmount (after a power cut or an error) and mount the same image again (journal replay)."""
+    """Unmount (after a power cut or an error) and mount the same image again (journal replay).
+
+    The loop device is released asynchronously after the unmount; `mount -o loop` would reuse
+    one still attached to the image, and with it the old, stopped file system. So wait for the
+    release first."""
     subprocess.run(["umount", str(mount)], check=True, timeout=30)
     image = mount.parent / "sd.img"
+    deadline = time.monotonic() + 20
+    while _run("losetup", "-j", str(image)).stdout.strip():
+        assert time.monotonic() < deadline, f"{image} stays attached to a loop device"
+        time.sleep(0.1)
     subprocess.run(["e2fsck", "-p", "-f", str(image)], capture_output=True, check=False)
     subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, timeout=30)
+    probe = mount / ".probe"
+    probe.write_bytes(b"up")  # the new mount takes writes (OSError otherwise)
+    probe.unlink()
 
 
 @pytest.fixture
