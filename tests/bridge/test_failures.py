@@ -15,9 +15,9 @@ from tests.bridge.conftest import (
     wait_connected,
     wait_until,
 )
-from tests.broker.certs import make_tls_files
-from tests.broker.clients import V5, V311, PahoClient, paho_client
 from tests.conftest import GatewayFactory
+from tests.support.certs import make_tls_files
+from tests.support.clients import V5, V311, PahoClient, paho_client
 from tests.support.procs import GatewayProcess, free_port
 
 RULE = 'pattern = "up/#"\ndirection = "out"'

@@ -15,8 +15,8 @@ from tests.bridge.conftest import (
     wait_connected,
     wait_until,
 )
-from tests.broker.clients import V5, V311, paho_client, props
 from tests.conftest import GatewayFactory
+from tests.support.clients import V5, V311, paho_client, props
 from tests.support.procs import free_port
 
 PROTOCOLS = pytest.mark.parametrize("protocol", ["3.1.1", "5.0"])

@@ -20,8 +20,8 @@ from tests.bridge.conftest import (
     wait_connected,
     wait_until,
 )
-from tests.broker.clients import V311, PahoClient
 from tests.conftest import GatewayFactory
+from tests.support.clients import V311, PahoClient
 from tests.support.procs import GatewayProcess, MosquittoProcess
 
 PERSISTENT = "persistence true\nmax_queued_messages 0\n"

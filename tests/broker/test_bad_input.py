@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, Disconnect, Will
-from tests.broker.clients import RawClient, connected, fixed_header, utf8
+from tests.support.clients import RawClient, connected, fixed_header, utf8
 from tests.support.procs import GatewayProcess
 
 MAX_PACKET = 65536  # the shared gateway's mqtt.max_packet_size

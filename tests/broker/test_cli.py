@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway import __version__
-from tests.broker.clients import connected
 from tests.conftest import GatewayFactory
+from tests.support.clients import connected
 from tests.support.procs import REPO, GatewayProcess, free_port, wait_for_port
 
 EDGEQ = Path(sys.executable).with_name("edgeq")

@@ -18,8 +18,8 @@ from gateway.mqtt.packets import (
     Will,
 )
 from gateway.mqtt.properties import Properties
-from tests.broker.clients import RawClient, connected
 from tests.conftest import GatewayFactory
+from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
 
 

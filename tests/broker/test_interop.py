@@ -8,7 +8,7 @@ import asyncio
 import aiomqtt
 import pytest
 
-from tests.broker.clients import TIMEOUT, MosquittoSub, connected, mosquitto_pub, paho_client
+from tests.support.clients import TIMEOUT, MosquittoSub, connected, mosquitto_pub, paho_client
 from tests.support.procs import GatewayProcess
 
 VERSIONS = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5.0": aiomqtt.ProtocolVersion.V5}

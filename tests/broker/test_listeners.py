@@ -12,8 +12,9 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from gateway.mqtt.packets import MQTT_311
-from tests.broker.certs import TlsFiles, make_tls_files
-from tests.broker.clients import (
+from tests.broker.conftest import ADMIN_ANY_PORT
+from tests.support.certs import TlsFiles, make_tls_files
+from tests.support.clients import (
     TIMEOUT,
     V5,
     V311,
@@ -24,7 +25,6 @@ from tests.broker.clients import (
     paho_client,
     tls_context,
 )
-from tests.broker.conftest import ADMIN_ANY_PORT
 from tests.support.procs import GatewayProcess, free_port, wait_for_port
 
 # --------------------------------------------------------------------------- WebSocket

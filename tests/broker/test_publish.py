@@ -15,7 +15,7 @@ from gateway.mqtt.packets import (
     PubRel,
 )
 from gateway.mqtt.properties import Properties
-from tests.broker.clients import V5, V311, PahoClient, RawClient, connected, paho_client
+from tests.support.clients import V5, V311, PahoClient, RawClient, connected, paho_client
 from tests.support.procs import GatewayProcess
 
 

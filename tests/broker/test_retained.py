@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, Subscription
-from tests.broker.clients import connected
+from tests.support.clients import connected
 from tests.support.procs import GatewayProcess
 
 

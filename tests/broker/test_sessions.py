@@ -21,7 +21,7 @@ from gateway.mqtt.packets import (
     Unsubscribe,
 )
 from gateway.mqtt.properties import Properties
-from tests.broker.clients import (
+from tests.support.clients import (
     V5,
     V311,
     PahoClient,

@@ -15,7 +15,7 @@ from gateway.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
-from tests.broker.clients import RawClient, connected
+from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
 
 

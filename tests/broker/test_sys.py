@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from gateway.mqtt.packets import Publish, Subscription
-from tests.broker.clients import MosquittoSub, RawClient, connected
+from tests.support.clients import MosquittoSub, RawClient, connected
 from tests.support.procs import GatewayProcess
 
 EXPECTED = ["version", "uptime", "clients/connected", "clients/disconnected", "clients/total",

@@ -9,7 +9,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from gateway.mqtt.packets import PubAck, Publish
 from gateway.mqtt.properties import Properties
-from tests.broker.clients import V5, PahoClient, RawClient, connected, paho_client, props
+from tests.support.clients import V5, PahoClient, RawClient, connected, paho_client, props
 from tests.support.procs import GatewayProcess
 
 # --------------------------------------------------------------------------- topic aliases

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, Will
-from tests.broker.clients import V311, PahoClient, RawClient, connected
+from tests.support.clients import V311, PahoClient, RawClient, connected
 from tests.support.procs import GatewayProcess
 
 

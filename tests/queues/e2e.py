@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from gateway.mqtt.packets import MQTT_311, PubAck, Publish
 from gateway.mqtt.properties import Properties
-from tests.broker.clients import connected
+from tests.support.clients import connected
 from tests.support.procs import REPO, GatewayProcess
 
 EDGEQ = Path(sys.executable).with_name("edgeq")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from gateway.mqtt.packets import MQTT_311
-from tests.broker.clients import connected
 from tests.conftest import GatewayFactory
 from tests.queues.e2e import EDGEQ, Admin, Run, edgeq_ok, edgeq_queue, publish, table
+from tests.support.clients import connected
 from tests.support.procs import REPO, GatewayProcess, free_port
 
 CONFIGURED = """

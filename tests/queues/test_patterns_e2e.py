@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
-from tests.broker.clients import RawClient, connected, mosquitto_pub
 from tests.conftest import GatewayFactory
+from tests.support.clients import RawClient, connected, mosquitto_pub
 from tests.support.procs import GatewayProcess
 
 JOBS = """

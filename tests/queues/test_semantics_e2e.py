@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, PubRec
-from tests.broker.clients import RawClient, connected, mosquitto_pub
 from tests.conftest import GatewayFactory
 from tests.queues.e2e import Admin, publish, wait_until
+from tests.support.clients import RawClient, connected, mosquitto_pub
 from tests.support.procs import GatewayProcess
 
 QUEUES = """

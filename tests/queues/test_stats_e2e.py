@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311
-from tests.broker.clients import RawClient, connected
 from tests.conftest import GatewayFactory
 from tests.queues.e2e import Admin, edgeq_ok, publish, table, wait_until
+from tests.support.clients import RawClient, connected
 
 CONFIG = """
 [mqtt]

@@ -33,9 +33,9 @@ from pathlib import Path
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311
-from tests.broker.clients import RawClient, connected
 from tests.reliability.conftest import assert_no_crash_in_log, env_int, power_cut, remount
 from tests.reliability.workload import Ledger, Worker, consume, lv_payload, lv_seq, produce
+from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
 
 CONFIG = """

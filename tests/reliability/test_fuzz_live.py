@@ -39,10 +39,10 @@ from gateway.mqtt.packets import (
     Subscription,
     Unsubscribe,
 )
-from tests.broker.clients import connected
 from tests.mqtt.strategies import after_connect, connects, packet_ids, payloads, qos
 from tests.mqtt.test_fuzz import mutated
 from tests.reliability.conftest import assert_no_crash_in_log, env_int
+from tests.support.clients import connected
 from tests.support.procs import GatewayProcess
 
 CONFIG = """

@@ -27,9 +27,9 @@ from gateway.mqtt.packets import (
     Subscription,
     Unsubscribe,
 )
-from tests.broker.clients import RawClient, connected
 from tests.reliability.burst import burst_connect
 from tests.reliability.conftest import assert_no_crash_in_log, open_fds, rss_kib
+from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
 
 CONFIG = """

@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish, Will
-from tests.broker.clients import RawClient, connected
 from tests.reliability.conftest import assert_no_crash_in_log, env_int, open_fds, rss_kib
 from tests.reliability.workload import Ledger, Worker, consume, lv_payload, produce
+from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
 
 CONFIG = """

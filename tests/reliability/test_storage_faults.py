@@ -21,8 +21,8 @@ import sqlite_utils
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
 from gateway.store.db import MIGRATIONS, SCHEMA_VERSION
-from tests.broker.clients import ServerClosed, connected
 from tests.reliability.conftest import Tmpfs, assert_no_crash_in_log, remount
+from tests.support.clients import ServerClosed, connected
 from tests.support.procs import REPO, GatewayProcess
 
 QUEUE = """

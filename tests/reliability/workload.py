@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
-from tests.broker.clients import RawClient
+from tests.support.clients import RawClient
 
 # What a client sees when the gateway dies under it.
 GONE = (OSError, AssertionError, TimeoutError)

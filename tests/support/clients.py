@@ -1,4 +1,4 @@
-"""Clients for the broker's end-to-end tests, every wait bounded by a timeout.
+"""Clients for the end-to-end tests (broker, queues, bridge, reliability), every wait bounded.
 
 `RawClient` speaks MQTT over a plain socket, packet by packet, so a test can send byte-exact
 (and deliberately broken) packets and see exactly what the broker answers, as Mosquitto's
