@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from gateway.mqtt.properties import Properties
 
+_PER_HOP = ("topic_alias", "subscription_identifier", "message_expiry_interval",
+            "will_delay_interval")
+
 
 @dataclass(slots=True, frozen=True)
 class Message:
@@ -35,3 +38,18 @@ class Message:
     @property
     def size(self) -> int:
         return len(self.payload) + len(self.topic)
+
+
+def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
+             client_id: str, now: float) -> Message:
+    """The message a PUBLISH (or a will) carries: per-hop properties dropped, the 5.0 message
+    expiry interval turned into a deadline."""
+    expires_at = None
+    if properties:
+        expiry = properties.get("message_expiry_interval")
+        if expiry is not None:
+            expires_at = now + expiry
+        if any(k in properties for k in _PER_HOP):
+            properties = {k: v for k, v in properties.items()  # type: ignore[assignment]
+                          if k not in _PER_HOP}
+    return Message(topic, payload, qos, retain, properties, client_id, now, expires_at)

@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING
 
 from gateway.bridge.client import MqttClient
 from gateway.bridge.rules import TopicMap
-from gateway.messages import Message
+from gateway.messages import Message, received
 from gateway.mqtt.packets import Publish
-from gateway.mqtt.properties import Properties
 
 if TYPE_CHECKING:
     from gateway.broker.server import Broker, PublishResult
 
-_STRIP = ("topic_alias", "subscription_identifier", "message_expiry_interval")
 OVERLOAD_RETRY = 0.2  # seconds between attempts while the broker's memory budget is exceeded
 
 
@@ -59,23 +57,11 @@ class Inbound:
             self.unmapped += 1
             client.acknowledge(packet)
             return
-        self._held.append((packet, self._message(packet, local)))
+        self._held.append((packet, received(local, packet.payload, packet.qos, packet.retain,
+                                            packet.properties, self.client_id,
+                                            self._broker.clock())))
         if not self._waiting:
             self._drain()
-
-    def _message(self, packet: Publish, topic: str) -> Message:
-        props: Properties = packet.properties
-        now = self._broker.clock()
-        expires_at = None
-        if props:
-            expiry = props.get("message_expiry_interval")
-            if expiry is not None:
-                expires_at = now + expiry
-            if any(k in props for k in _STRIP):
-                props = {k: v for k, v in props.items()  # type: ignore[assignment]
-                         if k not in _STRIP}
-        return Message(topic, packet.payload, packet.qos, packet.retain, props, self.client_id,
-                       now, expires_at)
 
     def _drain(self) -> None:
         """Publish held messages in order until one has to wait for room."""

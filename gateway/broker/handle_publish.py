@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.messages import Message
+from gateway.messages import received
 from gateway.mqtt.packets import MQTT_5, PubAck, PubComp, Publish, PubRec, PubRel
-from gateway.mqtt.properties import Properties
 from gateway.mqtt.reasons import MQTTError, Reason, protocol_error
 
 if TYPE_CHECKING:
     from gateway.broker.connection import Connection
 
-_STRIP = ("topic_alias", "subscription_identifier", "message_expiry_interval")
 
 
 def handle_publish(conn: Connection, p: Publish) -> None:
@@ -46,7 +44,8 @@ def handle_publish(conn: Connection, p: Publish) -> None:
     if not broker.access.can_publish(conn.username, conn.client_id, topic):
         _acknowledge(conn, p, Reason.NOT_AUTHORIZED if conn.version == MQTT_5 else 0, False)
         return
-    message = _message(conn, p, topic)
+    message = received(topic, p.payload, p.qos, p.retain, p.properties, conn.client_id,
+                       broker.clock())
     result = broker.publish(message)
     if result.blocked is not None:
         conn.push_front(p)
@@ -74,19 +73,6 @@ def _resolve_topic(conn: Connection, p: Publish) -> str:
     if not topic:
         raise MQTTError(Reason.TOPIC_NAME_INVALID, "empty topic name")
     return topic
-
-
-def _message(conn: Connection, p: Publish, topic: str) -> Message:
-    props: Properties = p.properties
-    now = conn.broker.clock()
-    expires_at = None
-    if props:
-        expiry = props.get("message_expiry_interval")
-        if expiry is not None:
-            expires_at = now + expiry
-        if any(k in props for k in _STRIP):
-            props = {k: v for k, v in props.items() if k not in _STRIP}  # type: ignore[assignment]
-    return Message(topic, p.payload, p.qos, p.retain, props, conn.client_id, now, expires_at)
 
 
 def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> None:

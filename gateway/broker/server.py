@@ -26,7 +26,7 @@ from gateway.broker.router import Router
 from gateway.broker.session import Outgoing, Session, SubEntry
 from gateway.broker.wills import WillScheduler
 from gateway.config import Config
-from gateway.messages import Message
+from gateway.messages import Message, received
 from gateway.mqtt.packets import Will
 from gateway.mqtt.reasons import Reason
 from gateway.mqtt.topics import parse_shared
@@ -285,12 +285,8 @@ class Broker:
         self.session_store.delete(session.client_id)
 
     def publish_will(self, client_id: str, will: Will) -> None:
-        props = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
-        now = self.clock()
-        expiry = props.get("message_expiry_interval")
-        self.publish(Message(will.topic, will.payload, will.qos, will.retain,
-                             props, client_id, now,  # type: ignore[arg-type]
-                             now + expiry if isinstance(expiry, int) else None))
+        self.publish(received(will.topic, will.payload, will.qos, will.retain,
+                              will.properties, client_id, self.clock()))
 
     # ------------------------------------------------------------------ messages
 
