@@ -65,6 +65,8 @@ class MqttSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     connect_timeout: Annotated[float, Meta(gt=0)] = 10.0
     sys_interval: Annotated[float, Meta(ge=0)] = 10.0
     client_output_buffer: Positive = 4 * 1024 * 1024
+    max_topic_levels: Annotated[int, Meta(ge=1, le=65535)] = 128
+    max_topic_length: Annotated[int, Meta(ge=1, le=65535)] = 4096
 
 
 class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

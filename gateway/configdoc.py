@@ -41,6 +41,11 @@ DESCRIPTIONS: dict[str, str] = {
     "mqtt.connect_timeout": "Seconds a new connection has to send CONNECT (slowloris guard).",
     "mqtt.sys_interval": "Seconds between `$SYS/` updates (0: off).",
     "mqtt.client_output_buffer": "Bytes a client may leave unread before it is disconnected.",
+    "mqtt.max_topic_levels": "Most levels in a topic name or filter (EMQX's default). A deeper "
+                             "PUBLISH gets PUBACK/PUBREC 0x90, a deeper filter SUBACK 0x8F, a "
+                             "deeper will topic CONNACK 0x90.",
+    "mqtt.max_topic_length": "Most bytes in a topic name or filter; longer ones are refused "
+                             "like deeper ones.",
     "storage": "The SQLite store.",
     "storage.synchronous": "`normal`: an acknowledged message survives a process crash "
                            "(`kill -9`); `full`: it also survives power loss, at the cost of one "

@@ -7,6 +7,7 @@
     topic readwrite sensors/#          # access: read | write | readwrite (default) | deny
     queue consume orders               # a queue by name ($queue/orders) ...
     queue consume sensors/+/alerts     # ... or by the filter it is bound to ($q/sensors/+/alerts)
+    queue create alice/jobs/#          # may create queues bound inside alice/jobs/# by subscribing
 
     # `pattern` lines apply to every client, with %u = user name and %c = client id.
     pattern write devices/%c/state
@@ -18,10 +19,13 @@ Decisions:
 * publish needs a `write`/`readwrite` rule matching the topic;
 * subscribe needs a `read`/`readwrite` rule covering the whole filter (`sensors/#` covers
   `sensors/+/temp`, not the reverse) and no `deny` covering it. A `deny` that covers only part
-  of a granted filter leaves the subscription allowed; then `needs_delivery_check` is True and
-  the broker must ask `can_receive()` per delivered message;
-* `$q/…` and `$queue/…` subscriptions are consumption: only `queue consume` / `pattern consume`
-  rules grant them, `topic read` does not;
+  of a granted filter leaves the subscription allowed; every delivery is checked with
+  `can_receive()`, so the denied topics are never sent;
+* consuming a queue (`$q/…`, `$queue/…`) needs a `queue consume` rule for the queue (by name or
+  by the filter it is bound to) *and* a `read` rule covering the filter the queue is bound to:
+  a queue never lets a client read what it could not subscribe to;
+* creating a queue by subscribing (`$queue/<name>/<filter>`) needs `queue create` covering the
+  filter, and read access to it; without an ACL file nobody creates queues that way;
 * a pattern is skipped for a client whose substituted name contains `/`, `+` or `#` (no wildcard
   injection through a client id), and `%u` patterns are skipped for anonymous clients.
 
@@ -38,7 +42,7 @@ from pathlib import Path
 from gateway.auth._topics import covers, filter_error
 
 TOPIC_ACCESS = ("read", "write", "readwrite", "deny")
-QUEUE_ACCESS = ("consume", "deny")
+QUEUE_ACCESS = ("consume", "create", "deny")
 CACHE_LIMIT = 100_000
 _READ = ("read", "readwrite")
 _WRITE = ("write", "readwrite")
@@ -66,11 +70,6 @@ class AclRules:
     anonymous: tuple[Rule, ...] = ()
     users: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
     patterns: tuple[Rule, ...] = ()
-
-    @property
-    def has_topic_denials(self) -> bool:
-        every = [*self.anonymous, *self.patterns, *(r for rs in self.users.values() for r in rs)]
-        return any(r.kind == "topic" and r.access == "deny" for r in every)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -125,9 +124,9 @@ def _parse_rule(kind: str, rest: str, accesses: tuple[str, ...], where: str) -> 
 
 
 def _parse_pattern(rest: str, where: str) -> Rule:
-    """`pattern consume X` is a queue rule, any other access a topic rule."""
-    if rest.partition(" ")[0] == "consume":
-        rule = _parse_rule("queue", rest, ("consume",), where)
+    """`pattern consume X` and `pattern create X` are queue rules, any other a topic rule."""
+    if rest.partition(" ")[0] in ("consume", "create"):
+        rule = _parse_rule("queue", rest, ("consume", "create"), where)
     else:
         rule = _parse_rule("topic", rest, TOPIC_ACCESS, where)
     return Rule(rule.kind, rule.access, rule.target, pattern=True)
@@ -163,10 +162,9 @@ class Acl:
         return cls(None)
 
     @property
-    def needs_delivery_check(self) -> bool:
-        """True when some `deny` rule can carve topics out of an allowed subscription, so the
-        broker must call `can_receive()` before delivering each message."""
-        return self._rules is not None and self._rules.has_topic_denials
+    def enforced(self) -> bool:
+        """False without an ACL file: then every topic operation is allowed."""
+        return self._rules is not None
 
     def reload(self) -> None:
         """Re-read the file and forget cached decisions. On error the old rules stay in force
@@ -181,9 +179,22 @@ class Acl:
         return self._decide("publish", username, client_id, topic)
 
     def can_receive(self, username: str | None, client_id: str, topic: str) -> bool:
-        """May this client be sent a message on `topic`? Needed only when
-        `needs_delivery_check`; otherwise the subscription check already implies it."""
+        """May this client be sent a message on `topic` (from a subscription or a queue)?"""
         return self._decide("receive", username, client_id, topic)
+
+    def can_read_queue_filter(self, username: str | None, client_id: str,
+                              topic_filter: str) -> bool:
+        """May a consumer read the messages a queue takes in through `topic_filter`? The same
+        `read` grant a subscription to that filter needs."""
+        return self._decide("subscribe", username, client_id, topic_filter)
+
+    def can_create_queue(self, username: str | None, client_id: str, topic_filter: str) -> bool:
+        """May this client create a queue bound to `topic_filter` by subscribing? Never
+        without an ACL file (queues are then made in the config, the CLI or the admin API)."""
+        if self._rules is None:
+            return False
+        return (self._decide("create", username, client_id, topic_filter)
+                and self.can_read_queue_filter(username, client_id, topic_filter))
 
     def can_subscribe(self, username: str | None, client_id: str, topic_filter: str) -> bool:
         """May this client SUBSCRIBE to `topic_filter`? (Else SUBACK 0x87 in 5.0, 0x80 in 3.1.1.)
@@ -261,9 +272,13 @@ def _safe(name: str) -> bool:
     return bool(name) and not any(ch in name for ch in _UNSAFE_IN_NAMES)
 
 
+_GRANTS = {"publish": _WRITE, "subscribe": _READ, "receive": _READ, "consume": ("consume",),
+           "create": ("create",)}
+
+
 def _evaluate(op: str, rules: list[Rule], target: str) -> bool:
-    kind = "queue" if op == "consume" else "topic"
-    grants = ("consume",) if op == "consume" else _WRITE if op == "publish" else _READ
+    kind = "queue" if op in ("consume", "create") else "topic"
+    grants = _GRANTS[op]
     relevant = [r for r in rules if r.kind == kind]
     if any(r.access == "deny" and covers(r.target, target) for r in relevant):
         return False

@@ -33,6 +33,7 @@ from gateway.mqtt.properties import Properties
 from gateway.mqtt.reasons import MQTTError, Reason
 
 if TYPE_CHECKING:
+    from gateway.broker.access import Reader
     from gateway.broker.server import Broker
 
 log = logging.getLogger("gateway.connection")
@@ -53,6 +54,7 @@ class Connection(asyncio.Protocol):
         self.session: Session | None = None
         self.client_id = ""
         self.username: str | None = None
+        self.reader: Reader | None = None  # set at CONNECT: the delivery check of this client
         self.peer = ""
         self.version = MQTT_311
         self.keepalive = 0
@@ -202,8 +204,16 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def send_publish(self, out: Outgoing, packet_id: int) -> None:
-        """Encode one outbound PUBLISH for this client (Link protocol)."""
+        """Encode one outbound PUBLISH for this client (Link protocol). Every message to a
+        client passes here, so here the ACL decides whether it may be read; a denied one is
+        finished on the next loop turn (no recursion through a backlog of denied messages)."""
         msg = out.message
+        reader = self.reader
+        if reader is not None and not reader.allows(msg.topic):
+            self.broker.stats.deliveries_denied += 1
+            self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
+                                       Reason.NOT_AUTHORIZED)
+            return
         now = self.broker.clock()
         if msg.expires_at is not None and now >= msg.expires_at:
             self.broker.outgoing_done(self, out, packet_id)

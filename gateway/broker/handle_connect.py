@@ -6,6 +6,7 @@ authentication, will validity, the negotiated limits, then session attach or tak
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from gateway.broker.connection import Connection
 
 MAX_EXPIRY = 0xFFFFFFFF
+log = logging.getLogger("gateway.broker")
 
 
 def handle_connect(conn: Connection, p: Connect) -> None:
@@ -58,6 +60,12 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
         _refuse(conn, reason, "not authorised" if reason == Reason.NOT_AUTHORIZED
                 else "bad user name or password")
         return
+    if not broker.may_take(client_id, p.username):
+        log.warning("refused %s: client id %s belongs to another user's session (user %s)",
+                    conn.peer, client_id, p.username,
+                    extra={"CLIENT_ID": client_id, "REASON": "client id of another user"})
+        _refuse(conn, Reason.NOT_AUTHORIZED, "this client id belongs to another user")
+        return
     reason = _check_will(conn, p, client_id)
     if reason:
         _refuse(conn, reason, "will refused")
@@ -65,6 +73,7 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
     _negotiate(conn, p)
     conn.client_id = client_id
     conn.username = p.username
+    conn.reader = broker.access.reader(p.username, client_id)
     expiry = _session_expiry(conn, p)
     session_present = broker.attach(conn, client_id, p.clean_start, expiry, p.will, p.username)
     conn.send_packet(Connack(0, session_present, _connack_props(conn, p, assigned, expiry)))
@@ -102,9 +111,7 @@ def _check_will(conn: Connection, p: Connect, client_id: str) -> int:
         return Reason.QOS_NOT_SUPPORTED
     if will.retain and not settings.retain_available:
         return Reason.RETAIN_NOT_SUPPORTED
-    if not conn.broker.access.can_publish(p.username, client_id, will.topic):
-        return Reason.NOT_AUTHORIZED
-    return 0
+    return conn.broker.access.publish_reason(p.username, client_id, will.topic)
 
 
 def _negotiate(conn: Connection, p: Connect) -> None:

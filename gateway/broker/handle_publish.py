@@ -18,6 +18,9 @@ from gateway.mqtt.reasons import MQTTError, Reason, protocol_error
 if TYPE_CHECKING:
     from gateway.broker.connection import Connection
 
+_REFUSALS = {Reason.NOT_AUTHORIZED: "not authorized",
+             Reason.TOPIC_NAME_INVALID: "topic too deep or too long",
+             Reason.QUOTA_EXCEEDED: "quota exceeded"}
 
 
 def handle_publish(conn: Connection, p: Publish) -> None:
@@ -41,8 +44,10 @@ def handle_publish(conn: Connection, p: Publish) -> None:
             and conn.inbound_unacked >= settings.receive_maximum):
         raise MQTTError(Reason.RECEIVE_MAXIMUM_EXCEEDED, "too many unacknowledged QoS 1/2")
     broker.stats.messages_received += 1
-    if not broker.access.can_publish(conn.username, conn.client_id, topic):
-        _acknowledge(conn, p, Reason.NOT_AUTHORIZED if conn.version == MQTT_5 else 0, False)
+    refused = broker.access.publish_reason(conn.username, conn.client_id, topic)
+    if refused:
+        broker.stats.publish_refused += 1
+        _acknowledge(conn, p, refused if conn.version == MQTT_5 else 0, False)
         return
     message = received(topic, p.payload, p.qos, p.retain, p.properties, conn.client_id,
                        broker.clock())
@@ -100,7 +105,7 @@ def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> No
 def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
     if conn.closing:
         return
-    props = conn.reason_props("message not stored") if reason >= 0x80 else {}
+    props = conn.reason_props(_REFUSALS.get(reason, "message not stored")) if reason >= 0x80 else {}
     if p.qos == 1:
         conn.inbound_unacked -= 1
         conn.send_packet(PubAck(p.packet_id, reason, props))

@@ -51,9 +51,10 @@ def subscribe_one(conn: Connection, session: Session, sub: Subscription,
     granted = min(sub.qos, broker.config.mqtt.max_qos)
     entry = SubEntry(session, Subscription(sub.filter, granted, sub.no_local,
                                            sub.retain_as_published, sub.retain_handling), ident)
+    refused = broker.subscription_reason(conn.username, conn.client_id, sub.filter)
+    if refused:
+        return refused, False
     if broker.engine.is_queue_filter(sub.filter):
-        if not broker.access.can_consume(conn.username, conn.client_id, sub.filter):
-            return Reason.NOT_AUTHORIZED, False
         code = broker.engine.subscribe(sub.filter, session, granted)
         if code:
             return code, False
@@ -66,8 +67,6 @@ def subscribe_one(conn: Connection, session: Session, sub: Subscription,
     if shared is not None and sub.no_local:
         raise protocol_error("no local on a shared subscription")
     topic_filter = shared.filter if shared else sub.filter
-    if not broker.access.can_subscribe(conn.username, conn.client_id, topic_filter):
-        return Reason.NOT_AUTHORIZED, False
     existed = sub.filter in session.subscriptions
     session.subscriptions[sub.filter] = entry
     broker.router.subscribe(topic_filter, entry, shared.group if shared else None)

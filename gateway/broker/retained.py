@@ -58,35 +58,42 @@ class RetainedStore:
 
     def matching(self, topic_filter: str, now: float) -> list[Message]:
         """Unexpired retained messages whose topic matches `topic_filter`."""
-        out: list[Message] = []
-        _walk(self._root, topic_filter.split("/"), 0, out, top=True)
+        out = _walk(self._root, topic_filter.split("/"))
         return [m for m in out if not m.expired(now)]
 
 
-def _walk(node: _Node, levels: list[str], i: int, out: list[Message], top: bool = False) -> None:
-    if i == len(levels):
-        if node.message is not None:
-            out.append(node.message)
-        return
-    level = levels[i]
-    if level == "#":
-        if node.message is not None and not top:
-            out.append(node.message)
-        _collect_all(node, out, skip_dollar=top)
-    elif level == "+":
-        for name, child in node.children.items():
-            if not (top and name.startswith("$")):
-                _walk(child, levels, i + 1, out)
-    else:
-        exact = node.children.get(level)
-        if exact is not None:
-            _walk(exact, levels, i + 1, out)
+def _walk(root: _Node, levels: list[str]) -> list[Message]:
+    """Retained messages under `root` matching the filter `levels`. An explicit stack, not
+    recursion: a stored topic may be deeper than Python's recursion limit."""
+    out: list[Message] = []
+    stack: list[tuple[_Node, int]] = [(root, 0)]
+    while stack:
+        node, i = stack.pop()
+        top = node is root
+        if i == len(levels):
+            if node.message is not None:
+                out.append(node.message)
+            continue
+        level = levels[i]
+        if level == "#":
+            if node.message is not None and not top:
+                out.append(node.message)
+            _collect_all(node, out, skip_dollar=top)
+        elif level == "+":
+            stack.extend((child, i + 1) for name, child in node.children.items()
+                         if not (top and name.startswith("$")))
+        else:
+            exact = node.children.get(level)
+            if exact is not None:
+                stack.append((exact, i + 1))
+    return out
 
 
 def _collect_all(node: _Node, out: list[Message], skip_dollar: bool) -> None:
-    for name, child in node.children.items():
-        if skip_dollar and name.startswith("$"):
-            continue
+    stack = [child for name, child in node.children.items()
+             if not (skip_dollar and name.startswith("$"))]
+    while stack:
+        child = stack.pop()
         if child.message is not None:
             out.append(child.message)
-        _collect_all(child, out, False)
+        stack.extend(child.children.values())

@@ -34,7 +34,7 @@ from gateway.queues.engine import QueueEngine
 from gateway.store.committer import Committer
 from gateway.store.db import DB_NAME, loading, migrate
 from gateway.store.queues import QueueStore
-from gateway.store.sessions import RetainedTable, SessionStore
+from gateway.store.sessions import RetainedTable, SessionStore, decode_owner
 
 log = logging.getLogger("gateway.broker")
 
@@ -50,6 +50,9 @@ class Stats:
     connections_total: int = 0
     clients_maximum: int = 0
     dropped: int = 0
+    publish_refused: int = 0
+    deliveries_denied: int = 0
+    wills_waiting: int = 0
 
 
 @dataclass(slots=True)
@@ -70,7 +73,7 @@ class Broker:
         self.live: dict[str, Connection] = {}
         self.router = Router()
         self.wills = WillScheduler()
-        self.access = Access(config.auth)
+        self.access = Access(config.auth, config.mqtt)
         self.stats = Stats()
         self.started_at = time.monotonic()
         self.servers: list[asyncio.Server] = []
@@ -145,6 +148,10 @@ class Broker:
                 continue
             session = Session(stored.client_id, stored.expiry, disconnected_at=since,
                               max_queued=self.config.mqtt.max_queued_messages)
+            if stored.owner is None:
+                session.claimed = False
+            else:
+                session.username = decode_owner(stored.owner)
             self.sessions[session.client_id] = session
             for sub, ident in stored.subscriptions:
                 entry = SubEntry(session, sub, ident)
@@ -168,6 +175,15 @@ class Broker:
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
         self.stats.connections_total += 1
+
+    def may_take(self, client_id: str, username: str | None) -> bool:
+        """Whether a client of `username` may use `client_id`: a session, live or stored,
+        belongs to the user who created it (another user would read its messages)."""
+        live = self.live.get(client_id)
+        if live is not None and live.username != username:
+            return False
+        session = self.sessions.get(client_id)
+        return session is None or not session.claimed or session.username == username
 
     def attach(self, conn: Connection, client_id: str, clean_start: bool, expiry: int,
                will: Will | None, username: str | None) -> bool:
@@ -194,6 +210,7 @@ class Broker:
         session.expiry = expiry
         session.will = will
         session.username = username
+        session.claimed = True
         conn.session = session
         self.live[client_id] = conn
         self.stats.clients_maximum = max(self.stats.clients_maximum, len(self.live))
@@ -209,11 +226,45 @@ class Broker:
     def session_started(self, session: Session) -> None:
         """After CONNACK: resend what was in flight, re-join queues, drain the backlog."""
         link = self.live[session.client_id]
+        refused = [f for f in session.subscriptions
+                   if self.subscription_reason(session.username, session.client_id, f)]
+        for topic_filter in refused:
+            log.warning("session %s resumed: subscription %s no longer allowed, removed",
+                        session.client_id, topic_filter,
+                        extra={"CLIENT_ID": session.client_id, "REASON": "not authorized"})
+            self._forget_subscription(session, topic_filter)
+        if refused:
+            self.session_changed(session, refused)
         for topic_filter, entry in session.subscriptions.items():
             if self.engine.is_queue_filter(topic_filter):
                 self.engine.subscribe(topic_filter, session, entry.options.qos)
         session.resume(link)
         self.engine.consumer_ready(session)
+
+    def subscription_reason(self, username: str | None, client_id: str,
+                            topic_filter: str) -> int:
+        """0, or the SUBACK reason refusing this client `topic_filter` (any form)."""
+        if self.engine.is_queue_filter(topic_filter):
+            binding = self.engine.binding(topic_filter)
+            if binding is None:
+                return Reason.TOPIC_FILTER_INVALID
+            return self.access.subscription_reason(username, client_id, topic_filter, binding)
+        try:
+            shared = parse_shared(topic_filter)
+        except ValueError:
+            return Reason.TOPIC_FILTER_INVALID
+        return self.access.subscription_reason(username, client_id,
+                                               shared.filter if shared else topic_filter)
+
+    def _forget_subscription(self, session: Session, topic_filter: str) -> None:
+        """Remove one subscription of `session` from the router or its queue."""
+        session.subscriptions.pop(topic_filter, None)
+        if self.engine.is_queue_filter(topic_filter):
+            self.engine.unsubscribe(topic_filter, session)
+            return
+        shared = parse_shared(topic_filter)
+        self.router.unsubscribe(shared.filter if shared else topic_filter, session.client_id,
+                                shared.group if shared else None)
 
     def session_changed(self, session: Session, filters: list[str]) -> None:
         """SUBSCRIBE or UNSUBSCRIBE of `filters`: store just those (one row each)."""
@@ -228,7 +279,8 @@ class Broker:
             self.session_store.unsubscribe(session.client_id, gone)
 
     def _save_session(self, session: Session, disconnected_at: float) -> None:
-        self.session_store.save(session.client_id, session.expiry, disconnected_at)
+        self.session_store.save(session.client_id, session.expiry, disconnected_at,
+                                session.username)
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -252,7 +304,7 @@ class Broker:
         if will is not None and not conn.clean_disconnect:
             delay = will.properties.get("will_delay_interval", 0)
             if conn.will_now or delay == 0 or session.expiry == 0:
-                self.publish_will(session.client_id, will)
+                self.publish_will(session.client_id, will, session.username)
             else:
                 self.wills.schedule(session.client_id, will, now + min(delay, session.expiry),
                                     session.username)
@@ -271,22 +323,34 @@ class Broker:
         """End a session: its subscriptions, owed messages and any pending will."""
         pending = self.wills.take(session.client_id)
         if pending is not None:
-            self.publish_will(pending.client_id, pending.will)
+            self.publish_will(pending.client_id, pending.will, pending.username)
         for topic_filter in list(session.subscriptions):
-            if self.engine.is_queue_filter(topic_filter):
-                self.engine.unsubscribe(topic_filter, session)
-                continue
-            shared = parse_shared(topic_filter)
-            self.router.unsubscribe(shared.filter if shared else topic_filter,
-                                    session.client_id, shared.group if shared else None)
+            self._forget_subscription(session, topic_filter)
         self.engine.detach(session)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
         self.session_store.delete(session.client_id)
 
-    def publish_will(self, client_id: str, will: Will) -> None:
-        self.publish(received(will.topic, will.payload, will.qos, will.retain,
-                              will.properties, client_id, self.clock()))
+    def publish_will(self, client_id: str, will: Will, username: str | None) -> None:
+        """Publish a will, authorized again (the rules may have changed since CONNECT). A will
+        held back by a full `block` queue waits for room, as a producer would."""
+        if self.access.publish_reason(username, client_id, will.topic):
+            log.warning("will of %s on %s no longer allowed: not published", client_id,
+                        will.topic, extra={"CLIENT_ID": client_id, "REASON": "not authorized"})
+            return
+        message = received(will.topic, will.payload, will.qos, will.retain, will.properties,
+                           client_id, self.clock())
+        self._publish_will(message)
+
+    def _publish_will(self, message: Message) -> None:
+        result = self.publish(message)
+        if result.blocked is not None:
+            self.stats.wills_waiting += 1
+            self.engine.wait_for_room(result.blocked, lambda: self._will_room(message))
+
+    def _will_room(self, message: Message) -> None:
+        self.stats.wills_waiting -= 1
+        self._publish_will(message)
 
     # ------------------------------------------------------------------ messages
 
@@ -295,6 +359,8 @@ class Broker:
         outcome = self.engine.publish(message)
         if outcome.blocked is not None:
             return PublishResult(0, False, 0, outcome.blocked)
+        if outcome.reason >= 0x80:  # a queue refused it (reject_new): it goes nowhere
+            return PublishResult(0, False, outcome.reason)
         durable = outcome.matched > 0
         if message.retain:
             system = message.topic.startswith("$SYS/")
@@ -355,7 +421,7 @@ class Broker:
                   and loop_now - conn.last_seen > conn.keepalive * 1.5):
                 conn.disconnect(Reason.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         for pending in self.wills.due(now):
-            self.publish_will(pending.client_id, pending.will)
+            self.publish_will(pending.client_id, pending.will, pending.username)
         for session in [s for s in self.sessions.values() if s.link is None]:
             if self._expired(session, now):
                 self._discard(session)
@@ -392,7 +458,7 @@ class Broker:
     def reload(self, config: Config) -> None:
         """Apply a re-read config: auth files and queue definitions; listeners stay as bound."""
         self.config = config
-        self.access.reload(config.auth)
+        self.access.reload(config.auth, config.mqtt)
         self.bridges.stop_changed(config.bridges)
         for note in self.engine.reload(queue_specs(config)):
             log.info("reload: %s", note)

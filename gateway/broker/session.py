@@ -63,6 +63,7 @@ class Session:
     incoming_qos2: set[int] = field(default_factory=set)
     will: Will | None = None
     username: str | None = None
+    claimed: bool = True  # False: stored before owners were kept; the next user claims it
     disconnected_at: float = 0.0
     max_queued: int = 10_000
     dropped: int = 0

@@ -128,6 +128,11 @@ class QueueEngine:
     def is_queue_filter(self, topic_filter: str) -> bool:
         return is_queue_filter(topic_filter)
 
+    def binding(self, topic_filter: str) -> tuple[str, bool] | None:
+        """(filter consumed, whether subscribing creates a queue) for a `$q/`/`$queue/`
+        subscription, or None when it names no queue; nothing is created."""
+        return self._reg.binding(topic_filter)
+
     def subscribe(self, topic_filter: str, consumer: Consumer, qos: int) -> int:
         """Join the queue `topic_filter` names; 0, or 0x8F for an unknown queue or bad form.
         Deliveries may start before this returns (MQTT allows PUBLISH before SUBACK)."""

@@ -175,6 +175,28 @@ class Registry:
             return self._resolve_name(topic_filter[len(QUEUE_PREFIX):], create)
         return None
 
+    def binding(self, topic_filter: str) -> tuple[str, bool] | None:
+        """For a `$q/...` or `$queue/...` subscription: (the filter whose messages it would
+        consume, whether subscribing would create a new queue), or None when it names none.
+        Changes nothing: the broker authorizes with this before `resolve` creates anything."""
+        q = self.resolve(topic_filter, create=False)
+        if q is not None:
+            return q.spec.filter, False
+        if topic_filter.startswith(Q_PREFIX):
+            rest = topic_filter[len(Q_PREFIX):]
+            if has_wildcard(rest) or topic_name_error(rest):
+                return None
+            found = any(matches(t.spec.filter, rest) for t in self.templates)
+            return (rest, False) if found else None
+        rest = topic_filter[len(QUEUE_PREFIX):]
+        parent = self.queues.get(self.dlq_parent.get(rest, ""))
+        if parent is not None:
+            return parent.spec.filter, False
+        named = split_named(rest)
+        if named is None or named[0] in self.queues:
+            return None
+        return named[1], True
+
     def _resolve_filter(self, rest: str, create: bool) -> Queue | None:
         q = self.by_filter.get(rest)
         if q is not None or not create or has_wildcard(rest) or topic_name_error(rest):
@@ -201,7 +223,9 @@ class Registry:
         if not create:
             return None
         try:
-            return self.create(QueueSpec(filter=topic_filter, name=name))
+            # Made by a client: it must never hold back other tenants' producers.
+            return self.create(QueueSpec(filter=topic_filter, name=name,
+                                         overflow="drop_oldest"))
         except QueueError as e:
             log.info("refused $queue/%s: %s", rest, e)
             return None

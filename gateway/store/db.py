@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_NAME = "edgeq.db"
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,14 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE sessions SET subscriptions = '[]'")
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """A session belongs to the user who created it: `owner` is `u:<name>` or `a` (anonymous);
+    NULL for sessions stored before owners were kept (the next user to resume one claims it)."""
+    db.table("sessions").add_column("owner", str)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:

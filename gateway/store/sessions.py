@@ -18,9 +18,9 @@ from gateway.store.rows import message_from_row, pack_props
 _INSERT = ("INSERT INTO session_messages (id, client_id, topic, payload, qos, retain, props, "
            "created, expires_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?)")
 _DELETE = "DELETE FROM session_messages WHERE id = ?"
-_SAVE = ("INSERT INTO sessions (client_id, expiry, disconnected_at, subscriptions) "
-         "VALUES (?,?,?,'[]') ON CONFLICT(client_id) DO UPDATE SET expiry = excluded.expiry, "
-         "disconnected_at = excluded.disconnected_at")
+_SAVE = ("INSERT INTO sessions (client_id, expiry, disconnected_at, subscriptions, owner) "
+         "VALUES (?,?,?,'[]',?) ON CONFLICT(client_id) DO UPDATE SET expiry = excluded.expiry, "
+         "disconnected_at = excluded.disconnected_at, owner = excluded.owner")
 _SUBSCRIBE = ("INSERT OR REPLACE INTO session_subscriptions (client_id, filter, qos, no_local, "
               "retain_as_published, retain_handling, identifier) VALUES (?,?,?,?,?,?,?)")
 _UNSUBSCRIBE = "DELETE FROM session_subscriptions WHERE client_id = ? AND filter = ?"
@@ -33,6 +33,7 @@ class StoredSession:
     expiry: int
     disconnected_at: float
     subscriptions: list[tuple[Subscription, int]]
+    owner: str | None = None
     messages: list[tuple[int, Message, int]] = field(default_factory=list)
     released: list[tuple[int, Message, int, int]] = field(default_factory=list)
 
@@ -43,9 +44,11 @@ class SessionStore:
         row = committer.connection.execute("SELECT max(id) FROM session_messages").fetchone()
         self._ids = itertools.count((row[0] or 0) + 1)
 
-    def save(self, client_id: str, expiry: int, disconnected_at: float) -> None:
-        """The session row (its subscriptions are rows of their own)."""
-        self._c.write(_SAVE, (client_id, expiry, disconnected_at))
+    def save(self, client_id: str, expiry: int, disconnected_at: float,
+             owner: str | None) -> None:
+        """The session row (its subscriptions are rows of their own); `owner` is the user
+        name of the client that created it (None: anonymous)."""
+        self._c.write(_SAVE, (client_id, expiry, disconnected_at, encode_owner(owner)))
 
     def subscribe(self, client_id: str, subscriptions: list[tuple[Subscription, int]]) -> None:
         """Add or replace these subscriptions (with their subscription identifiers)."""
@@ -89,9 +92,10 @@ class SessionStore:
         """Every stored session with its owed messages in order (start-up, synchronous)."""
         conn = self._c.connection
         sessions: dict[str, StoredSession] = {}
-        for client_id, expiry, disconnected_at in conn.execute(
-                "SELECT client_id, expiry, disconnected_at FROM sessions"):
-            sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, [])
+        for client_id, expiry, disconnected_at, owner in conn.execute(
+                "SELECT client_id, expiry, disconnected_at, owner FROM sessions"):
+            sessions[client_id] = StoredSession(client_id, expiry, disconnected_at or 0.0, [],
+                                                owner)
         for client_id, f, q, nl, rap, rh, ident in conn.execute(
                 "SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, "
                 "identifier FROM session_subscriptions ORDER BY rowid"):
@@ -111,6 +115,15 @@ class SessionStore:
                 else:
                     stored.messages.append((row[0], msg, row[4]))
         return list(sessions.values())
+
+
+def encode_owner(username: str | None) -> str:
+    return "a" if username is None else f"u:{username}"
+
+
+def decode_owner(owner: str) -> str | None:
+    """The user name `encode_owner` stored (None: anonymous)."""
+    return None if owner == "a" else owner[2:]
 
 
 class RetainedTable:

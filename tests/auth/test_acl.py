@@ -53,10 +53,10 @@ def test_a_subscription_must_be_covered_entirely(acl: Acl) -> None:
     assert not acl.can_subscribe("alice", "c1", "#")
 
 
-def test_deny_wins_and_may_need_a_check_per_message(acl: Acl) -> None:
+def test_deny_wins_and_is_checked_per_message(acl: Acl) -> None:
     assert not acl.can_publish("alice", "c1", "sensors/secret")
     assert not acl.can_subscribe("alice", "c1", "sensors/secret")
-    assert acl.needs_delivery_check
+    assert acl.enforced
     assert not acl.can_receive("alice", "c1", "sensors/secret")
     assert acl.can_receive("alice", "c1", "sensors/kitchen/temp")
 
@@ -95,7 +95,26 @@ def test_no_acl_file_allows_everything() -> None:
     assert acl.can_publish(None, "c", "any/topic")
     assert acl.can_subscribe(None, "c", "#")
     assert acl.can_consume(None, "c", "orders")
-    assert not acl.needs_delivery_check
+    assert not acl.enforced
+    assert not acl.can_create_queue(None, "c", "any/#")  # queues come from the config then
+
+
+def test_queue_reading_and_creation() -> None:
+    acl = Acl(parse_acl("""\
+user alice
+topic read orders/#
+queue consume orders
+queue consume alerts/+
+queue create jobs/#
+topic read jobs/#
+topic deny jobs/secret/#
+"""))
+    assert acl.can_read_queue_filter("alice", "c", "orders/#")
+    assert not acl.can_read_queue_filter("alice", "c", "alerts/+")  # consume is not read
+    assert not acl.can_read_queue_filter("alice", "c", "sensors/#")
+    assert acl.can_create_queue("alice", "c", "jobs/eu/#")
+    assert not acl.can_create_queue("alice", "c", "jobs/secret/#")
+    assert not acl.can_create_queue("alice", "c", "#")
 
 
 def test_topic_without_access_means_readwrite() -> None:
@@ -123,9 +142,10 @@ def test_reload_applies_the_new_file_and_keeps_the_old_one_on_error(tmp_path: Pa
     ("topik read a", "acl:2: unknown keyword 'topik'; lines start with 'user', 'topic'"),
     ("topic read", "acl:2: 'topic read' needs a topic filter after it"),
     ("topic read a/#/b", "acl:2: bad topic filter 'a/#/b': '#' must be a whole level"),
-    ("queue orders", "acl:2: the access of a 'queue' line is consume | deny, not 'orders'; "
-                     "e.g. 'queue consume orders'"),
-    ("queue read orders", "acl:2: the access of a 'queue' line is consume | deny, not 'read'"),
+    ("queue orders", "acl:2: the access of a 'queue' line is consume | create | deny, not "
+                     "'orders'; e.g. 'queue consume orders'"),
+    ("queue read orders", "acl:2: the access of a 'queue' line is consume | create | deny, "
+                          "not 'read'"),
     ("user", "acl:2: 'user' needs a user name"),
 ])
 def test_errors_name_file_line_and_fix(line: str, message: str) -> None:

@@ -19,6 +19,7 @@ user alice
 topic readwrite sensors/#
 topic read $SYS/#
 queue consume orders
+topic read orders/#
 
 user bob
 topic write sensors/+/temp

@@ -174,9 +174,9 @@ class RawClient:
 
     def connect(self, client_id: str = "", *, clean_start: bool = True, keepalive: int = 60,
                 properties: Properties | None = None, will: Will | None = None,
-                username: str | None = None) -> Connack:
+                username: str | None = None, password: bytes | None = None) -> Connack:
         self.send_packet(Connect(client_id, self.version, clean_start, keepalive, will,
-                                 username, None, properties or {}))
+                                 username, password, properties or {}))
         return self.expect(Connack)
 
     def subscribe(self, *subs: str | Subscription, qos: int = 0, packet_id: int = 1,
