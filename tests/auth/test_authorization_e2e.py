@@ -7,7 +7,9 @@ delivery, `$SYS` spoofing and topics deep enough to break recursive matching.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -269,3 +271,29 @@ def test_deep_topics_are_refused_and_nobody_is_disconnected(
         sub.connect("deep-sub-2")
         sub.subscribe("#", qos=1)
         sub.expect_silence(0.3)
+
+
+# -- 2b. a resumed session is authorized again ----------------------------------------------
+
+def test_a_resumed_session_loses_subscriptions_the_acl_no_longer_grants(
+        tmp_path: Path, clients: Clients, gateway: GatewayProcess) -> None:
+    props = {"session_expiry_interval": 600}
+    bob = clients.login("bob", "bob-resume", clean_start=False, properties=props)
+    assert bob.subscribe("sensors/#", qos=1).reason_codes == [1]
+    bob.disconnect()
+    (tmp_path / "acl").write_text(ACL.replace("topic read sensors/#\n", ""))
+    assert gateway.proc is not None
+    gateway.proc.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "reload" in gateway.log())
+    publisher = _sensor_publisher(clients)
+    publisher.publish("sensors/public/temp", b"23", qos=1)
+    back = clients.login("bob", "bob-resume", clean_start=False, properties=props)
+    back.expect_silence(0.5)
+    assert "subscription sensors/# no longer allowed" in gateway.log()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
