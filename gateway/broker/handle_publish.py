@@ -18,9 +18,9 @@ from gateway.mqtt.reasons import MQTTError, Reason, protocol_error
 if TYPE_CHECKING:
     from gateway.broker.connection import Connection
 
-_REFUSALS = {Reason.NOT_AUTHORIZED: "not authorized",
-             Reason.TOPIC_NAME_INVALID: "topic too deep or too long",
-             Reason.QUOTA_EXCEEDED: "quota exceeded"}
+_REFUSALS: dict[int, str] = {Reason.NOT_AUTHORIZED: "not authorized",
+                             Reason.TOPIC_NAME_INVALID: "topic too deep or too long",
+                             Reason.QUOTA_EXCEEDED: "quota exceeded"}
 
 
 def handle_publish(conn: Connection, p: Publish) -> None:
