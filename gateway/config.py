@@ -11,11 +11,12 @@ import tomllib
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 DEFAULT_NAME = "<embedded default config>"
+REDACTED = "<redacted>"
 
 Meta = msgspec.Meta
 Port = Annotated[int, Meta(ge=0, le=65535)]
@@ -30,7 +31,15 @@ class ConfigError(Exception):
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+    """A config section; its repr shows `SECRETS` fields as `'<redacted>'`, so a struct that
+    reaches a log line or a traceback never carries a password or token with it."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        shown = (f"{name}={REDACTED!r}" if name in self.SECRETS and getattr(self, name)
+                 else f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 class Listener(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -82,6 +91,7 @@ class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    SECRETS = ("token",)
     listen: str = "127.0.0.1:18083"
     token: str = ""
     users: list[str] = msgspec.field(default_factory=list)
@@ -128,6 +138,8 @@ class BridgeTopic(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 
 class BridgeSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A connection to an upstream broker with its durable outbox (docs/bridge.md)."""
+
+    SECRETS = ("password",)
 
     name: str
     address: str

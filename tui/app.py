@@ -177,7 +177,7 @@ class TopApp(App[int]):
     def action_create(self) -> None:
         def created(name: str | None) -> None:
             if name:
-                self.notify(f"created queue {name}", markup=False)
+                self.notify(f"created queue {fmt.printable(name)}", markup=False)
                 self.poll()
 
         self.push_screen(CreateQueueScreen(self.source.create), created)
@@ -195,19 +195,20 @@ class TopApp(App[int]):
     def confirm_purge(self, name: str) -> None:
         row = self.snapshot.queue(name) if self.snapshot else None
         waiting = f"its {row.depth - row.inflight} waiting messages" if row else "its messages"
-        self._confirm(f"Purge queue {name}?",
+        shown = fmt.printable(name)
+        self._confirm(f"Purge queue {shown}?",
                       f"This drops {waiting} for good. Messages in flight to consumers "
                       "are not recalled. The queue itself stays.",
                       "Purge", lambda: self._act(lambda: self.source.purge(name),
-                                                 lambda n: f"purged {n} messages from {name}"))
+                                                 lambda n: f"purged {n} messages from {shown}"))
 
     def confirm_delete(self, name: str) -> None:
         def deleted(_: object) -> str:
             if isinstance(self.screen, QueueScreen) and self.screen.queue_name == name:
                 self.pop_screen()
-            return f"deleted queue {name}"
+            return f"deleted queue {fmt.printable(name)}"
 
-        self._confirm(f"Delete queue {name}?",
+        self._confirm(f"Delete queue {fmt.printable(name)}?",
                       "The queue and every message in it are removed (a template: with all its "
                       "per-topic queues). Queues declared in the config file are deleted "
                       "there, not here.",

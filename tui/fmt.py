@@ -1,15 +1,24 @@
-"""Short, fixed-width renderings of counts, sizes, rates and durations for table cells."""
+"""Short, fixed-width renderings of counts, sizes, rates and durations for table cells, and
+client-chosen names made safe to draw."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from gateway.logtext import escape
+
 if TYPE_CHECKING:
     from tui.model import QueueRow
 
 KIND_LABELS = {"standard": "std", "last_value": "lvq", "template": "tmpl",
                "instance": "inst", "dead_letter": "dlq"}
+
+
+def printable(text: str) -> str:
+    """A name a client chose (queue, client id, topic, payload) with its control characters
+    escaped, so it cannot move the cursor, recolour the screen or add a line."""
+    return escape(text)
 
 
 def kind(value: str) -> str:

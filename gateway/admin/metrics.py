@@ -38,6 +38,8 @@ _QUEUE_COUNTERS = {
     "expired": "messages expired (ttl or message expiry)",
     "nacked": "messages rejected by a consumer",
     "blocked": "times a producer was paused by a full block queue",
+    "key_errors": "messages kept without a last-value key: payload beyond the size or nesting "
+                  "limit",
 }
 
 

@@ -7,7 +7,8 @@ service after `WatchdogSec=`.
 
 `setup_logging()` sends log records to the journal with structured fields (CLIENT_ID, QUEUE,
 REASON, taken from `extra=` on the record) when the process runs under systemd, and to stderr
-otherwise.
+otherwise; either way with control characters escaped (`gateway.logtext`), since client ids
+and topics in a log line are client-supplied text.
 
 `systemd-python` is imported lazily and is optional: without it, notifications go through a
 minimal implementation of the documented sd_notify datagram protocol, and logs go to stderr
@@ -26,6 +27,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from gateway.logtext import EscapeFilter
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +210,12 @@ class TextFormatter(logging.Formatter):
         return " ".join([text, *fields]) if fields else text
 
 
+def _add_filters(handler: logging.Handler) -> None:
+    """Structured fields under their journal names, then client text escaped (log forging)."""
+    handler.addFilter(StructuredFields())
+    handler.addFilter(EscapeFilter(STRUCTURED_FIELDS))
+
+
 def journal_handler(sender: Callable[..., Any] | None = None) -> logging.Handler | None:
     """A `systemd.journal.JournalHandler` with SYSLOG_IDENTIFIER=edgeq and the structured fields,
     or None when systemd-python is absent. `sender` replaces `journal.send` (for tests)."""
@@ -217,7 +226,7 @@ def journal_handler(sender: Callable[..., Any] | None = None) -> logging.Handler
     if sender is not None:
         kwargs["sender_function"] = sender
     handler: logging.Handler = journal.JournalHandler(**kwargs)
-    handler.addFilter(StructuredFields())
+    _add_filters(handler)
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
 
@@ -225,7 +234,7 @@ def journal_handler(sender: Callable[..., Any] | None = None) -> logging.Handler
 def stderr_handler(timestamps: bool = True) -> logging.Handler:
     """Plain lines on stderr, with the structured fields appended as `key=value`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(StructuredFields())
+    _add_filters(handler)
     handler.setFormatter(TextFormatter(timestamps))
     return handler
 

@@ -61,7 +61,7 @@ class ClientOptions:
     client_id: str
     version: int = 4
     username: str | None = None
-    password: bytes | None = None
+    password: bytes | None = field(default=None, repr=False)  # never in a log line
     keepalive: int = 60
     clean_start: bool = False
     session_expiry: int = 0

@@ -10,6 +10,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
+from gateway.broker import login
 from gateway.mqtt.packets import MQTT_5, Connack, Connect
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reasons import MQTTError, Reason, connack_code_v311, protocol_error
@@ -25,24 +26,19 @@ log = logging.getLogger("gateway.broker")
 def handle_connect(conn: Connection, p: Connect) -> None:
     if conn.session is not None or conn.client_id:
         raise protocol_error("second CONNECT")
-    broker = conn.broker
     conn.version = MQTT_5 if p.protocol_level == MQTT_5 else 4
     client_id, assigned = _client_id(conn, p)
     if "authentication_method" in p.properties:
         _refuse(conn, Reason.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not offered")
         return
-    if broker.access.is_slow(p.username, p.password):
-        conn.block()
-        future = broker.loop.run_in_executor(None, broker.access.authenticate, p.username,
-                                             p.password, client_id)
-        future.add_done_callback(lambda f: _resume(conn, p, client_id, assigned, f.result()))
-        return
-    _authenticated(conn, p, client_id, assigned,
-                   broker.access.authenticate(p.username, p.password, client_id))
+    reason = login.check(conn, p, client_id,
+                         lambda later: _resume(conn, p, client_id, assigned, later))
+    if reason is not None:
+        _authenticated(conn, p, client_id, assigned, reason)
 
 
 def _resume(conn: Connection, p: Connect, client_id: str, assigned: bool, reason: int) -> None:
-    """Continue CONNECT after the password was checked on a worker thread."""
+    """Continue CONNECT after the password was checked on the login executor."""
     if conn.closing:
         return
     try:
@@ -57,8 +53,7 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
                    reason: int) -> None:
     broker = conn.broker
     if reason:
-        _refuse(conn, reason, "not authorised" if reason == Reason.NOT_AUTHORIZED
-                else "bad user name or password")
+        _refuse(conn, reason, login.REFUSALS.get(reason, "bad user name or password"))
         return
     if not broker.may_take(client_id, p.username):
         log.warning("refused %s: client id %s belongs to another user's session (user %s)",

@@ -17,6 +17,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from gateway import __version__
+from gateway.broker import login
 from gateway.messages import Message
 from gateway.queues.naming import spelled_out
 
@@ -53,6 +54,7 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "store/commits": broker.committer.commits,
         "store/failed": broker.committer.failed or "",
         "queues/backlog": broker.engine.backlog,
+        **login.counts(broker),
     }
 
 

@@ -32,7 +32,7 @@ class Connect:
     keepalive: int = 60
     will: Will | None = None
     username: str | None = None
-    password: bytes | None = None
+    password: bytes | None = field(default=None, repr=False)  # never in a log line
     properties: Properties = field(default_factory=Properties)
     protocol_name: str = "MQTT"
 

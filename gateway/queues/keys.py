@@ -4,11 +4,17 @@ Forms: `user_property:NAME` (MQTT 5), `topic_level:N` (0-based), `json:PATH` (do
 producers), `client_id`; alternatives joined by `|` are tried in
 order (`user_property:command_type|json:command_type`). A message without the key yields
 None and is kept as an ordinary message: never replaced and never dropped.
+
+JSON payloads are read only within bounds (`MAX_JSON_BYTES`, `MAX_JSON_DEPTH`), checked before
+parsing, so a hostile payload (`[` x 100,000) costs a bounded scan and never reaches the
+parser's recursion limit. Beyond them a key function raises `KeyUnreadable`: the queue counts
+it and keeps the message without a key.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +22,14 @@ from gateway.mqtt.properties import Properties
 
 KeyFunc = Callable[[str, bytes, Properties, str], str | None]
 FORMS = ("user_property:NAME", "topic_level:N", "json:PATH", "client_id")
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class KeyUnreadable(ValueError):
+    """The payload is beyond the bounds key extraction reads (size or nesting)."""
 
 
 def key_expression_error(expression: str) -> str | None:
@@ -33,10 +47,17 @@ def compile_key(expression: str) -> KeyFunc:
         alternatives = [compile_key(part) for part in expression.split("|")]
 
         def first(topic: str, payload: bytes, props: Properties, client_id: str) -> str | None:
+            unreadable: KeyUnreadable | None = None
             for alternative in alternatives:
-                key = alternative(topic, payload, props, client_id)
+                try:
+                    key = alternative(topic, payload, props, client_id)
+                except KeyUnreadable as e:
+                    unreadable = e
+                    continue
                 if key is not None:
                     return key
+            if unreadable is not None:
+                raise unreadable
             return None
         return first
     return _compile_one(expression)
@@ -73,9 +94,12 @@ def _topic_level(index: int) -> KeyFunc:
 
 def _json_path(path: list[str]) -> KeyFunc:
     def key(_topic: str, payload: bytes, _props: Properties, _client_id: str) -> str | None:
+        check_json_bounds(payload)
         try:
             value: Any = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except RecursionError:
+            raise KeyUnreadable("the JSON payload is nested too deeply") from None
+        except ValueError:  # UnicodeDecodeError included
             return None
         for part in path:
             if not isinstance(value, dict) or part not in value:
@@ -85,3 +109,17 @@ def _json_path(path: list[str]) -> KeyFunc:
             return None
         return str(value)
     return key
+
+
+def check_json_bounds(payload: bytes) -> None:
+    """Raise `KeyUnreadable` when `payload` is larger than `MAX_JSON_BYTES` or its arrays and
+    objects nest deeper than `MAX_JSON_DEPTH` (brackets inside strings do not count)."""
+    if len(payload) > MAX_JSON_BYTES:
+        raise KeyUnreadable(f"the payload is larger than {MAX_JSON_BYTES} bytes")
+    if payload.count(b"[") + payload.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise KeyUnreadable(f"the JSON payload is nested more than {MAX_JSON_DEPTH} deep")

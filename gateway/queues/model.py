@@ -100,6 +100,7 @@ class QueueStats:
     expired: int
     nacked: int
     blocked: int
+    key_errors: int
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class Counters:
     expired: int = 0
     nacked: int = 0
     blocked: int = 0
+    key_errors: int = 0
 
 
 class Entry:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from gateway.config import QueueSpec
 from gateway.messages import Message
 from gateway.queues.dispatch import Sticky, make_strategy, sticky_key
-from gateway.queues.keys import KeyFunc, compile_key
+from gateway.queues.keys import KeyFunc, KeyUnreadable, compile_key
 from gateway.queues.model import (
     ENTRY_OVERHEAD,
     NEVER,
@@ -97,12 +97,21 @@ class Queue:
 
     # -- enqueue ---------------------------------------------------------------------------
 
+    def _key(self, message: Message) -> str | None:
+        """The last-value key; a payload beyond the extraction limits is counted and kept as an
+        ordinary message, as one without the key is."""
+        if self.key_fn is None:
+            return None
+        try:
+            return self.key_fn(message.topic, message.payload, message.properties,
+                               message.client_id)
+        except KeyUnreadable:
+            self.c.key_errors += 1
+            return None
+
     def admit(self, message: Message, size: int, now: float) -> tuple[int, str | None]:
         """(ADMIT | DROP_NEW | REJECT | BLOCK, last-value key) for a message about to enqueue."""
-        key = None
-        if self.key_fn is not None:
-            key = self.key_fn(message.topic, message.payload, message.properties,
-                              message.client_id)
+        key = self._key(message)
         if self._fits(size, key):
             return ADMIT, key
         self.expire(now, head_only=True)

@@ -48,7 +48,8 @@ def snapshot(q: Queue, now: float) -> QueueStats:
         lag_seconds=_age(now, unacked), oldest_age=_age(now, waiting),
         enqueued=c.enqueued, acked=c.acked, redelivered=c.redelivered, dropped=c.dropped,
         rejected=c.rejected, replaced=c.replaced, dead_lettered=c.dead_lettered,
-        expired=c.expired, nacked=c.nacked, blocked=c.blocked)
+        expired=c.expired, nacked=c.nacked, blocked=c.blocked,
+        key_errors=c.key_errors)
 
 
 def _age(now: float, then: float | None) -> float:

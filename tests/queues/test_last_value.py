@@ -96,3 +96,18 @@ def test_last_values_survive_a_restart(make_engine: HarnessFactory) -> None:
     engine.subscribe("$q/lights/light-123/commands", light, 1)
     h.ack_all(light)
     assert light.payloads == [b"keyless", b"Green", b"v2"]
+
+
+NESTED = b"[" * 100_000
+
+
+def test_a_payload_nested_too_deep_is_kept_without_a_key_and_counted(
+        make_engine: HarnessFactory) -> None:
+    h = make_engine(spec("lights/+/commands", last_value_key="json:command.type"))
+    h.publish("lights/l1/commands", '{"command": {"type": "set-color"}, "c": "Blue"}')
+    h.publish("lights/l1/commands", NESTED)
+    h.publish("lights/l1/commands", b'{"command": {"type": "set-color"}, "c": "Green"}')
+    light = Worker("l1")
+    h.engine.subscribe("$q/lights/+/commands", light, 1)
+    assert light.payloads == [NESTED, b'{"command": {"type": "set-color"}, "c": "Green"}']
+    assert h.stats("lights/+/commands").key_errors == 1

@@ -24,12 +24,17 @@ SETTINGS = (("last_value_key", "key"), ("template", "template"), ("overflow", "w
             ("max_messages", "max"), ("max_inflight", "window"), ("max_deliveries", "tries"))
 
 
+def _safe(text: str) -> str:
+    """Client-chosen text for a Static with markup: control characters and markup escaped."""
+    return escape(fmt.printable(text))
+
+
 def describe(q: QueueRow, settings: dict[str, object]) -> str:
     """What the queue is, its settings, where it stands, and its non-zero counters."""
-    what = " · ".join([f"[b]{escape(q.name)}[/b]", fmt.kind(q.kind), q.dispatch or "?",
-                       escape(f"filter {q.filter}")])
+    what = " · ".join([f"[b]{_safe(q.name)}[/b]", fmt.kind(q.kind), q.dispatch or "?",
+                       _safe(f"filter {q.filter}")])
     configured = " · ".join(
-        escape(label if settings[k] is True else f"{label} {_setting(k, settings[k])}")
+        _safe(label if settings[k] is True else f"{label} {_setting(k, settings[k])}")
         for k, label in SETTINGS if settings.get(k) not in (None, "", False))
     now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · in flight {q.inflight} · "
            f"in {fmt.rate(q.in_rate)}/s · out {fmt.rate(q.out_rate)}/s")
@@ -76,7 +81,7 @@ class QueueScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
-        yield Static(f"[b]{escape(self.queue_name)}[/b] · loading…", id="queue-summary")
+        yield Static(f"[b]{_safe(self.queue_name)}[/b] · loading…", id="queue-summary")
         yield Label("Consumers", id="consumers-title", classes="section", markup=False)
         yield ConsumersTable(id="consumers")
         yield Label("Dead-letter queue", id="dlq-title", classes="section", markup=False)
@@ -117,7 +122,7 @@ class QueueScreen(Screen[None]):
             return
         if isinstance(detail, str):
             self.query_one("#queue-summary", Static).update(
-                f"[b]{escape(self.queue_name)}[/b] · {escape(detail)}")
+                f"[b]{_safe(self.queue_name)}[/b] · {_safe(detail)}")
             return
         self.show(detail)
 
@@ -137,12 +142,12 @@ class QueueScreen(Screen[None]):
 
     def _show_dead_letters(self, detail: QueueDetail) -> None:
         if detail.dead_letter_queue:
-            title = (f"Dead-letter queue {detail.dead_letter_queue}: "
+            title = (f"Dead-letter queue {fmt.printable(detail.dead_letter_queue)}: "
                      f"{detail.dead_letter_depth} messages")
         else:
             title = "Dead-letter queue: empty (created on the first dead letter)"
         self.query_one("#dlq-title", Label).update(title)
         self.query_one(DeadLettersTable).set_rows([
             Row(str(i), (m.topic, str(m.deliveries), fmt.size(m.bytes), m.client_id,
-                         m.payload.replace("\n", " ")))
+                         m.payload))
             for i, m in enumerate(detail.dead_letters)])

@@ -98,7 +98,7 @@ class CompactTable(DataTable[Text]):
             self.move_cursor(row=max(0, min(row_index, len(keys) - 1)), animate=False)
 
     def _text(self, col: Col, value: str, style: Style | str) -> Text:
-        value = fmt.clip(value, col.width or self._flex)
+        value = fmt.clip(fmt.printable(value), col.width or self._flex)
         if col.right:
             return Text(value, style=style, justify="right")
         return Text(f" {value}", style=style)

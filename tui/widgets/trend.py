@@ -42,7 +42,7 @@ class Trend(Horizontal):
             depth, lag = (), ()
         else:
             peak = max(depth, default=0)
-            depth_label.update(f"depth {queue.name}: {fmt.count(queue.depth)} "
+            depth_label.update(f"depth {fmt.printable(queue.name)}: {fmt.count(queue.depth)} "
                                f"(peak {fmt.count(int(peak))}, {fmt.size(queue.bytes)})")
             lag_label.update(f"lag: {fmt.seconds(queue.lag_seconds)}, "
                              f"{fmt.count(queue.lag_messages)} msgs behind")

@@ -1,0 +1,129 @@
+"""Password checks for CONNECT (and admin Basic auth): throttled, bounded, logged and counted.
+
+Hashing a password (argon2) costs tens of milliseconds of a core, so it runs on a small
+executor of its own (`WORKERS` threads), never on the event loop nor on the default executor
+that other work shares. Before hashing, `gateway.auth.throttle` decides: a (source address, user)
+pair that keeps failing is refused without a hash for a growing time, and one address cannot
+have more than a few verifications pending. Every failed login is logged (address, user name,
+client id; never the password; control characters escaped by the log handler) and counted
+for `$SYS` and Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from gateway.auth.throttle import LoginThrottle, Verdict
+from gateway.mqtt.reasons import Reason
+
+if TYPE_CHECKING:
+    from gateway.broker.connection import Connection
+    from gateway.broker.server import Broker
+    from gateway.mqtt.packets import Connect
+
+log = logging.getLogger("gateway.login")
+WORKERS = 2
+REFUSALS: dict[int, str] = {Reason.NOT_AUTHORIZED: "not authorised",
+            Reason.SERVER_BUSY: "too many logins pending from this address; retry later"}
+
+
+class Logins:
+    """One broker's throttle and password-hashing executor."""
+
+    def __init__(self) -> None:
+        self.throttle = LoginThrottle()
+        self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="edgeq-login")
+
+
+_logins: weakref.WeakKeyDictionary[Broker, Logins] = weakref.WeakKeyDictionary()
+
+
+def logins(broker: Broker) -> Logins:
+    """`broker`'s throttle and executor, made on first use."""
+    found = _logins.get(broker)
+    if found is None:
+        found = _logins[broker] = Logins()
+    return found
+
+
+def check(conn: Connection, p: Connect, client_id: str,
+          then: Callable[[int], None]) -> int | None:
+    """The CONNECT's authentication: its reason code (0: accepted) when it is known at once,
+    or None when a password is being verified and `then(reason)` will be called later (the
+    connection is blocked until then)."""
+    access = conn.broker.access
+    if not access.is_slow(p.username, p.password):
+        reason = access.authenticate(p.username, p.password, client_id)
+        if reason:
+            _log_failure(address_of(conn.peer), p.username, client_id, reason, 0.0)
+        return reason
+    address, username = address_of(conn.peer), p.username or ""
+    state = logins(conn.broker)
+    verdict = state.throttle.admit(address, username)
+    if verdict is Verdict.THROTTLED:
+        return Reason.BAD_USER_NAME_OR_PASSWORD
+    if verdict is Verdict.BUSY:
+        return Reason.SERVER_BUSY
+    conn.block()
+    _verify(conn.broker, state, address, username, p.password, client_id).add_done_callback(
+        lambda done: then(done.result()))
+    return None
+
+
+async def verify(broker: Broker, address: str, username: str, password: bytes,
+                 what: str) -> bool:
+    """True when `password` is `username`'s: throttled and hashed off the loop like a CONNECT
+    (`what` stands for the client id in the log line, e.g. "admin API")."""
+    state = logins(broker)
+    if state.throttle.admit(address, username) is not Verdict.VERIFY:
+        return False
+    # shielded: a caller that goes away does not leave the throttle's place taken
+    return await asyncio.shield(_verify(broker, state, address, username, password, what)) == 0
+
+
+def _verify(broker: Broker, state: Logins, address: str, username: str, password: bytes | None,
+            client_id: str) -> asyncio.Future[int]:
+    """Hash on the login executor (the throttle admitted it); report, log, and resolve to the
+    reason code on the event loop."""
+    hashed = broker.loop.run_in_executor(state.executor, broker.access.authenticate, username,
+                                         password, client_id)
+    answer: asyncio.Future[int] = broker.loop.create_future()
+
+    def verified(done: asyncio.Future[int]) -> None:
+        error = done.exception()
+        reason = Reason.UNSPECIFIED_ERROR if error is not None else done.result()
+        delay = state.throttle.finished(address, username, ok=reason == 0)
+        if error is not None:
+            log.error("password check failed: %r", error)
+        elif reason:
+            _log_failure(address, username, client_id, reason, delay)
+        answer.set_result(reason)
+
+    hashed.add_done_callback(verified)
+    return answer
+
+
+def address_of(peer: str) -> str:
+    """The host part of a `host:port` peer name (IPv6 too)."""
+    host, sep, _port = peer.rpartition(":")
+    return host if sep else peer
+
+
+def _log_failure(address: str, username: str | None, client_id: str, reason: int,
+                 delay: float) -> None:
+    who = "anonymous client" if username is None else f"user {username}"
+    backoff = f"; further attempts refused for {delay:g} s" if delay else ""
+    text = REFUSALS.get(reason, "bad user name or password")
+    log.warning("login failed: %s from %s (client id %s): %s%s", who, address, client_id,
+                text, backoff, extra={"CLIENT_ID": client_id, "REASON": text})
+
+
+def counts(broker: Broker) -> dict[str, int]:
+    """The login figures of `$SYS/broker/logins/...`."""
+    c = logins(broker).throttle.counts
+    return {"logins/failed": c.failed, "logins/throttled": c.throttled, "logins/busy": c.busy}
