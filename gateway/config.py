@@ -68,7 +68,7 @@ class MqttSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    synchronous: Literal["normal", "full"] = "normal"
+    synchronous: Literal["normal", "full"] = "full"
     memory_budget: Positive = 64 * 1024 * 1024
     queue_window: Positive = 1000
 
