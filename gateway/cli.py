@@ -140,15 +140,20 @@ def _top(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.appliance.systemd import setup_logging
+    from gateway.datadir import lock_data_dir
     from gateway.serve import serve
 
     config = config_mod.load(args.config)
     overrides: dict[str, object] = {"listen": args.listen, "data_dir": args.data_dir,
                                     "admin": args.admin}
     config = config_mod.with_overrides(config, **overrides)  # type: ignore[arg-type]
-    setup_logging((args.log_level or config.log_level).upper())
-    logging.getLogger("gateway").info("config: %s", config.source)
-    return serve(config, args.config, overrides)
+    lock = lock_data_dir(config.data_dir)
+    try:
+        setup_logging((args.log_level or config.log_level).upper())
+        logging.getLogger("gateway").info("config: %s", config.source)
+        return serve(config, args.config, overrides)
+    finally:
+        lock.release()
 
 
 def _check_config(path: str | None) -> int:

@@ -264,6 +264,10 @@ def _check(config: Config) -> None:
         if listener.kind in ("tls", "wss") and not (listener.certfile and listener.keyfile):
             raise ConfigError(f"{where}: listeners[{i}]: a {listener.kind} listener needs "
                               "certfile and keyfile")
+    try:
+        split_address(config.admin.listen)
+    except ValueError as e:
+        raise ConfigError(f"{where}: admin.listen: {e}") from None
     names: set[str] = set()
     for i, q in enumerate(config.queues):
         _check_queue(q, f"{where}: queues[{i}]")
@@ -330,5 +334,10 @@ def with_overrides(config: Config, listen: list[str] | None = None,
     if data_dir:
         changes["data_dir"] = data_dir
     if admin:
+        try:
+            split_address(admin)
+        except ValueError as e:
+            example = f"; e.g. --admin 127.0.0.1:{admin}" if admin.isdigit() else ""
+            raise ConfigError(f"--admin {admin}: {e}{example}") from None
         changes["admin"] = msgspec.structs.replace(config.admin, listen=admin)
     return msgspec.structs.replace(config, **changes) if changes else config

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
 
 from gateway import config as config_mod
 from gateway.admin import api as admin_api
@@ -48,7 +47,6 @@ class Gateway:
                                 long_press_seconds=appliance.long_press_seconds,
                                 on_status=self.report_status, on_shutdown=self.stopping.set,
                                 loop=loop)
-        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         try:
             self.broker.open_storage()
         except StoreError:
@@ -125,7 +123,8 @@ class Gateway:
 
 
 def serve(config: Config, config_path: str | None, overrides: dict[str, object]) -> int:
-    """Run until stopped; 0 on a clean stop, 1 with one log line when it cannot start."""
+    """Run until stopped; 0 on a clean stop, 1 with one log line when it cannot start. The
+    data directory exists and the caller holds its lock (`gateway.datadir.lock_data_dir`)."""
     with contextlib.suppress(ImportError):
         import uvloop
 
