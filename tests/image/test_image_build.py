@@ -240,8 +240,11 @@ def test_image_boots_and_the_gateway_answers_mqtt(built: Path, tmp_path: Path) -
     result = boot_test.boot_and_check(CARD, built, tmp_path / "boot", timeout=900)
 
     console = (tmp_path / "boot/console.log").read_text(errors="replace")
-    assert result.connack == boot_test.CONNACK_ACCEPTED, console[-4000:]
+    assert result.connack == boot_test.CONNACK_NOT_AUTHORIZED, console[-4000:]  # anonymous
+    assert result.device_connack == boot_test.CONNACK_ACCEPTED, console[-4000:]
     facts = result.facts
+    assert facts["secret_in_journal"] == "0", facts
+    assert int(facts["initramfs_fsck"]) >= 1, facts
     assert facts["edgeq"] == "active", console[-4000:]
     assert facts["hostname"] == boot_test.HOSTNAME, facts
     assert facts["firstboot"] == "active", facts
