@@ -396,6 +396,9 @@ def _run(args: argparse.Namespace) -> None:
         else:
             payload = command_payload(args.command_type, args.value, args.id)
         topic = args.topic.replace("{id}", args.device)
+        if "+" in topic or "#" in topic:
+            raise ToolError(f"topic {topic!r} has a wildcard (+ or #): a command goes to one "
+                            "light; check the device id and --topic")
         send_command(args.host, args.port, topic, payload, command_type=args.command_type,
                      mqtt5=args.mqtt == "5", username=args.username, password=args.password,
                      tls=args.tls, cafile=args.cafile)

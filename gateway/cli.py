@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin", metavar="HOST:PORT", help="admin API address")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
+    check = commands.add_parser(
+        "check-config", help="validate the config and the password, ACL and TLS files it names "
+                             "(like nginx -t); exit 1 with FILE:LINE: reason per problem")
+    check.add_argument("--config", metavar="FILE", help="TOML config (default: embedded)")
+
     admin = argparse.ArgumentParser(add_help=False)
     _admin_flags(admin)
     queue = commands.add_parser("queue", help="list, show, create, purge or delete queues")
@@ -104,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
+    if args.command == "check-config":
+        return _check_config(args.config)
     if args.command == "queue":
         return _queue(args)
     if args.command == "top":
@@ -133,15 +140,32 @@ def _top(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.appliance.systemd import setup_logging
+    from gateway.datadir import lock_data_dir
     from gateway.serve import serve
 
     config = config_mod.load(args.config)
     overrides: dict[str, object] = {"listen": args.listen, "data_dir": args.data_dir,
                                     "admin": args.admin}
     config = config_mod.with_overrides(config, **overrides)  # type: ignore[arg-type]
-    setup_logging((args.log_level or config.log_level).upper())
-    logging.getLogger("gateway").info("config: %s", config.source)
-    return serve(config, args.config, overrides)
+    lock = lock_data_dir(config.data_dir)
+    try:
+        setup_logging((args.log_level or config.log_level).upper())
+        logging.getLogger("gateway").info("config: %s", config.source)
+        return serve(config, args.config, overrides)
+    finally:
+        lock.release()
+
+
+def _check_config(path: str | None) -> int:
+    from gateway.checkconfig import check, checked_files
+
+    config, problems = check(path)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if config is None or problems:
+        return 1
+    print(f"{config.source}: OK ({checked_files(config)})")
+    return 0
 
 
 def _queue(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ class MqttSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    synchronous: Literal["normal", "full"] = "normal"
+    synchronous: Literal["normal", "full"] = "full"
     memory_budget: Positive = 64 * 1024 * 1024
     queue_window: Positive = 1000
 
@@ -278,6 +278,10 @@ def _check(config: Config) -> None:
         if listener.kind in ("tls", "wss") and not (listener.certfile and listener.keyfile):
             raise ConfigError(f"{where}: listeners[{i}]: a {listener.kind} listener needs "
                               "certfile and keyfile")
+    try:
+        split_address(config.admin.listen)
+    except ValueError as e:
+        raise ConfigError(f"{where}: admin.listen: {e}") from None
     names: set[str] = set()
     for i, q in enumerate(config.queues):
         _check_queue(q, f"{where}: queues[{i}]")
@@ -344,5 +348,10 @@ def with_overrides(config: Config, listen: list[str] | None = None,
     if data_dir:
         changes["data_dir"] = data_dir
     if admin:
+        try:
+            split_address(admin)
+        except ValueError as e:
+            example = f"; e.g. --admin 127.0.0.1:{admin}" if admin.isdigit() else ""
+            raise ConfigError(f"--admin {admin}: {e}{example}") from None
         changes["admin"] = msgspec.structs.replace(config.admin, listen=admin)
     return msgspec.structs.replace(config, **changes) if changes else config

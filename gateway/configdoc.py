@@ -47,9 +47,10 @@ DESCRIPTIONS: dict[str, str] = {
     "mqtt.max_topic_length": "Most bytes in a topic name or filter; longer ones are refused "
                              "like deeper ones.",
     "storage": "The SQLite store.",
-    "storage.synchronous": "`normal`: an acknowledged message survives a process crash "
-                           "(`kill -9`); `full`: it also survives power loss, at the cost of one "
-                           "fsync per group commit. See docs/queues.md.",
+    "storage.synchronous": "`full`: an acknowledged message survives a process crash and a "
+                           "power loss, at the cost of one fsync per group commit; `normal`: "
+                           "only a process crash (`kill -9`), without the fsync. See "
+                           "docs/queues.md.",
     "storage.memory_budget": "Bytes of in-memory queue windows and client buffers; above it the "
                              "broker pauses reading from producers instead of growing.",
     "storage.queue_window": "Messages per queue kept in RAM; the rest wait on disk.",

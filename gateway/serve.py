@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
 
 from gateway import config as config_mod
 from gateway.admin import api as admin_api
@@ -18,6 +17,7 @@ from gateway.appliance.gpio import LedState, NullPanel, Panel, led_state, open_p
 from gateway.appliance.systemd import Notifier, format_status
 from gateway.auth import AclError, PasswordFileError
 from gateway.broker.server import Broker
+from gateway.checkconfig import check
 from gateway.config import Config, ConfigError
 from gateway.messages import Message
 from gateway.store.db import StoreError
@@ -47,7 +47,6 @@ class Gateway:
                                 long_press_seconds=appliance.long_press_seconds,
                                 on_status=self.report_status, on_shutdown=self.stopping.set,
                                 loop=loop)
-        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         try:
             self.broker.open_storage()
         except StoreError:
@@ -58,7 +57,7 @@ class Gateway:
         await self.broker.listen()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_on_signal()))
         addresses = ", ".join(f"{x.kind}://{x.address}" for x in self.config.listeners)
         log.info("edgeq serving on %s (data in %s)", addresses, self.config.data_dir)
         self.notifier.ready(self.status_line())
@@ -95,23 +94,37 @@ class Gateway:
                                     self.broker.clock()))
 
     async def reload(self) -> str:
-        """SIGHUP: re-read the config file, password file, ACL and queue definitions."""
+        """Re-read the config file, password file, ACL and queue definitions; the config's
+        source. Raises ConfigError (`FILE:LINE: reason`, checked as `edgeq check-config` does)
+        and keeps everything running as it was when any of the files is refused."""
         self.notifier.reloading()
         try:
-            fresh = config_mod.with_overrides(config_mod.load(self.config_path),
-                                              **self.overrides)  # type: ignore[arg-type]
+            fresh = self._read_config()
         except ConfigError as e:
             log.error("reload refused, keeping the running config: %s", e)
+            raise
+        else:
+            self.broker.reload(fresh)
+            log.info("configuration reloaded from %s", fresh.source)
+            return fresh.source
+        finally:
             self.notifier.ready(self.status_line())
-            return f"refused: {e}"
-        self.broker.reload(fresh)
-        self.notifier.ready(self.status_line())
-        log.info("configuration reloaded from %s", fresh.source)
-        return fresh.source
+
+    def _read_config(self) -> Config:
+        config, problems = check(self.config_path)
+        if config is None or problems:
+            raise ConfigError("; ".join(problems))
+        return config_mod.with_overrides(config, **self.overrides)  # type: ignore[arg-type]
+
+    async def _reload_on_signal(self) -> None:
+        """SIGHUP: a refusal is already logged by `reload`; nobody else is there to tell."""
+        with contextlib.suppress(ConfigError):
+            await self.reload()
 
 
 def serve(config: Config, config_path: str | None, overrides: dict[str, object]) -> int:
-    """Run until stopped; 0 on a clean stop, 1 with one log line when it cannot start."""
+    """Run until stopped; 0 on a clean stop, 1 with one log line when it cannot start. The
+    data directory exists and the caller holds its lock (`gateway.datadir.lock_data_dir`)."""
     with contextlib.suppress(ImportError):
         import uvloop
 

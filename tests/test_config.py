@@ -19,6 +19,14 @@ def test_embedded_default_listens_on_localhost_and_stores_under_var() -> None:
     assert c.queues[0].filter == "lights/+/commands" and c.queues[0].template
 
 
+def test_acknowledged_messages_survive_a_power_cut_by_default() -> None:
+    """`full` is the default everywhere (struct, embedded file); `normal` stays available."""
+    assert config.load().storage.synchronous == "full"
+    assert config.parse("", "x.toml").storage.synchronous == "full"
+    assert config.parse('[storage]\nsynchronous = "normal"', "x.toml").storage.synchronous == \
+        "normal"
+
+
 def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "edgeq.toml"
     path.write_text('[[queues]]\nfilter = "a/+"\nmax_mesages = 3\n')

@@ -51,7 +51,7 @@ class AdminApi:
             raise HttpError(404, f"no such endpoint {request.path}")
         parts = [unquote(p) for p in request.path[len(PREFIX) + 1:].split("/")]
         if request.method == "POST" and parts == ["reload"]:
-            return Response.json({"reloaded": await self._reload()})
+            return await self._reload_files()
         return self._route(request.method, parts, request)
 
     def _authorise(self, request: Request) -> None:
@@ -83,6 +83,13 @@ class AdminApi:
             return False
         self._verified[key] = now + 60
         return True
+
+    async def _reload_files(self) -> Response:
+        """200 with the config's source, or 422 naming the refused file, line and reason."""
+        try:
+            return Response.json({"reloaded": await self._reload()})
+        except ConfigError as e:
+            raise HttpError(422, str(e)) from None
 
     def _route(self, method: str, parts: list[str], request: Request) -> Response:
         engine = self.broker.engine

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 PREFIX = "/api/v1"
 CONNECTION_FILE = "admin.json"
@@ -40,11 +40,14 @@ class AdminClient:
     def discover(cls, url: str | None = None, token: str | None = None,
                  data_dir: str = "var", user: str | None = None,
                  password: str | None = None) -> AdminClient:
+        if url:
+            _check_url(url, "--url")
         if user is not None:
             if not url:
                 raise AdminError("--user needs the gateway's address (--url or --host/--port)")
             return cls(url, "", user=user, password=password)
-        url = url or os.environ.get("EDGEQ_ADMIN_URL")
+        if not url and os.environ.get("EDGEQ_ADMIN_URL"):
+            url = _check_url(os.environ["EDGEQ_ADMIN_URL"], "EDGEQ_ADMIN_URL")
         token = token or os.environ.get("EDGEQ_ADMIN_TOKEN")
         found_in = None
         if not (url and token):
@@ -110,3 +113,17 @@ class AdminClient:
 
     def reload(self) -> str:
         return str(self.request("POST", "reload")["reloaded"])
+
+
+def _check_url(url: str, where: str) -> str:
+    """`url` if it is an http(s)://HOST[:PORT] address; AdminError naming `where` otherwise."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise AdminError(f"{where} {url}: not an admin API URL; use http://HOST:PORT, "
+                         "e.g. http://127.0.0.1:18083")
+    return url

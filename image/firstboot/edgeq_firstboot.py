@@ -6,7 +6,7 @@ edgeq start, validates each file, installs it into the root file system and dele
 the boot partition, because that partition is readable by anyone holding the card. It runs at
 every boot, so a file dropped there later is applied at the next boot. The files:
 
-    edgeq.toml        -> /etc/edgeq/edgeq.toml (checked against edgeq's own config schema)
+    edgeq.toml        -> /etc/edgeq/edgeq.toml
     hostname          -> /etc/hostname, /etc/hosts
     wifi.toml         -> /etc/wpa_supplicant/wpa_supplicant-wlan0.conf (passphrase hashed)
     wpa_supplicant.conf  (the Raspberry Pi OS habit) -> the same file, as written
@@ -15,6 +15,13 @@ every boot, so a file dropped there later is applied at the next boot. The files
     edgeq.passwd      -> /etc/edgeq/passwd   (made with `edgeq passwd`)
     edgeq.acl         -> /etc/edgeq/acl
 
+Every file edgeq reads (edgeq.toml, the password file, the ACL, TLS files through the
+config's listeners) is checked with `edgeq check-config` of the image's edgeq, the loaders
+`edgeq serve` uses, before it is installed; edgeq.toml last, against the files as they will be.
+When no password file exists (the first boot of the image), a device user with a random
+password is created; its password goes to a root-only file whose path is printed, never the
+password itself. After a run that changed anything, the installed config is checked once more.
+
 A file that fails validation changes nothing: it is renamed `<name>.invalid` on the boot
 partition, the reason goes to the console, the journal and `edgeq-firstboot.log` beside it,
 the other files are still applied, and edgeq starts with the configuration it already had
@@ -22,23 +29,36 @@ the other files are still applied, and edgeq starts with the configuration it al
 so `systemctl --failed` shows it.
 
 What it must not do: import edgeq or anything outside the standard library (it runs with
-Debian's python3), write anywhere but under the root directory it is given (the running
-hostname is set only with `--live`), or stop at the first bad file.
+Debian's python3; `edgeq_tools` runs the venv's edgeq in subprocesses), write anywhere but
+under the root directory it is given (the running hostname is set only with `--live`), log
+anything secret (passwords, key material), or stop at the first bad file.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import socket
-import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from edgeq_tools import (
+    CREDENTIALS_FILE,
+    DEVICE_USER,
+    PASSWORD_FILE,
+    Edgeq,
+    EdgeqUnavailable,
+    anonymous_network_listeners,
+    auth_file_problems,
+    config_problems,
+    credentials_text,
+    new_password,
+)
+from wifi_config import WifiError, wpa_config
 
 ADMIN_USER = "admin"
 SERVICE_GROUP = "edgeq"
@@ -46,28 +66,11 @@ LOG_NAME = "edgeq-firstboot.log"
 EDGEQ_CONF = "etc/edgeq/edgeq.toml"
 WPA_CONF = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
 HOSTNAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-COUNTRY_RE = re.compile(r"[A-Z]{2}")
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
              "sk-ecdsa-sha2-nistp256@openssh.com")
 TLS_SUFFIXES = (".crt", ".pem", ".key")
 
-# Checks an edgeq.toml with edgeq's own loader; run by the venv's python (see `schema_checker`).
-SCHEMA_SNIPPET = """
-import sys
-try:
-    from gateway.config import ConfigError, load
-except ImportError as e:
-    print(f"edgeq's config module cannot be imported: {e}")
-    sys.exit(3)
-try:
-    load(sys.argv[1])
-except ConfigError as e:
-    print(e)
-    sys.exit(2)
-"""
-
-ConfigChecker = Callable[[Path], str | None]
 
 
 class BadFileError(Exception):
@@ -105,8 +108,9 @@ class Context:
     boot: Path
     root: Path
     report: Report
-    check_config: ConfigChecker
+    edgeq: Edgeq | None = None  # None: TOML syntax and file shapes only (no edgeq to ask)
     live: bool = False
+    changed: bool = False
 
     def target(self, relative: str) -> Path:
         return self.root / relative.lstrip("/")
@@ -146,6 +150,7 @@ def write_file(ctx: Context, relative: str, data: bytes, mode: int, *,
     os.chmod(tmp, mode)
     set_owner(ctx, tmp, user, group)
     os.replace(tmp, path)
+    ctx.changed = True
     return path
 
 
@@ -176,36 +181,29 @@ def toml_error(path: Path) -> str | None:
     return None
 
 
-def schema_checker(python: Path) -> ConfigChecker:
-    """A checker that also validates against edgeq's schema, using the venv's interpreter."""
-
-    def check(path: Path) -> str | None:
-        syntax = toml_error(path)
-        if syntax:
-            return syntax
-        try:
-            done = subprocess.run([str(python), "-c", SCHEMA_SNIPPET, str(path)],
-                                  capture_output=True, text=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            print(f"edgeq-firstboot: schema check skipped ({e}); TOML syntax is fine",
-                  file=sys.stderr)
-            return None
-        if done.returncode == 2:
-            return done.stdout.strip() or f"{path}: rejected by edgeq's config schema"
-        if done.returncode != 0:
-            print(f"edgeq-firstboot: schema check skipped: {done.stdout.strip()}"
-                  f"{done.stderr.strip()}", file=sys.stderr)
-        return None
-
-    return check
+def edgeq_problems(ctx: Context, check: Callable[[Edgeq], list[str]]) -> list[str]:
+    """What the image's edgeq says (`check(edgeq)`); none without one. An edgeq that cannot
+    run refuses everything: a file nobody could check is not installed."""
+    if ctx.edgeq is None:
+        return []
+    try:
+        return check(ctx.edgeq)
+    except EdgeqUnavailable as e:
+        return [f"not checked: {e}"]
 
 
 def apply_edgeq_config(ctx: Context, source: Path) -> None:
-    error = ctx.check_config(source)
-    if error:
-        raise BadFileError(f"{error}\n    edgeq starts with the configuration it already has "
-                           f"(/{EDGEQ_CONF}); fix the file, rename it back to {source.name} "
-                           "and reboot")
+    text = read_text(source)
+    problems = [p for p in [toml_error(source)] if p] or edgeq_problems(
+        ctx, lambda edgeq: config_problems(edgeq, text, ctx.root, str(source)))
+    if problems:
+        raise BadFileError("\n    ".join(problems) + "\n    edgeq starts with the configuration "
+                           f"it already has (/{EDGEQ_CONF}); fix the file, rename it back to "
+                           f"{source.name} and reboot")
+    for address in anonymous_network_listeners(tomllib.loads(text)):
+        ctx.report.warning(f"{source}: anonymous clients are accepted on {address}: anyone on "
+                           "the network may publish and subscribe; set [auth] allow_anonymous "
+                           "= false and password_file = \"/etc/edgeq/passwd\"")
     write_file(ctx, EDGEQ_CONF, source.read_bytes(), 0o640, user="root",
                group=SERVICE_GROUP)
     ctx.report.info("installed /etc/edgeq/edgeq.toml")
@@ -241,58 +239,15 @@ def apply_hostname(ctx: Context, source: Path) -> None:
 
 # --- Wi-Fi ----------------------------------------------------------------------------------
 
-def wpa_network(entry: dict[str, object], where: str) -> str:
-    """One wpa_supplicant network block; the passphrase is stored only as its WPA hash."""
-    ssid = entry.get("ssid")
-    if not isinstance(ssid, str) or not 1 <= len(ssid.encode()) <= 32:
-        raise BadFileError(f"{where}.ssid: a network name of 1 to 32 bytes is required")
-    lines = [f"    ssid={ssid.encode().hex()}"]
-    password = entry.get("password")
-    if password is None:
-        lines.append("    key_mgmt=NONE")
-    elif isinstance(password, str) and 8 <= len(password) <= 63 and password.isascii():
-        psk = hashlib.pbkdf2_hmac("sha1", password.encode(), ssid.encode(), 4096, 32)
-        lines += ["    key_mgmt=WPA-PSK", f"    psk={psk.hex()}"]
-    else:
-        raise BadFileError(f"{where}.password: a WPA passphrase is 8 to 63 ASCII characters "
-                           "(leave the key out for an open network)")
-    if entry.get("hidden", False) is True:
-        lines.append("    scan_ssid=1")
-    priority = entry.get("priority", 0)
-    if not isinstance(priority, int):
-        raise BadFileError(f"{where}.priority: must be an integer")
-    lines.append(f"    priority={priority}")
-    unknown = set(entry) - {"ssid", "password", "hidden", "priority"}
-    if unknown:
-        raise BadFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                           "use ssid, password, hidden, priority")
-    return "network={\n" + "\n".join(lines) + "\n}\n"
-
-
-def wpa_config(wifi: dict[str, object], source: Path) -> str:
-    country = wifi.get("country")
-    if not isinstance(country, str) or not COUNTRY_RE.fullmatch(country):
-        raise BadFileError(f"{source}: country: the two-letter country code the radio may use "
-                           "(ISO 3166, e.g. \"DE\") is required")
-    networks = wifi.get("network")
-    if not isinstance(networks, list) or not networks:
-        raise BadFileError(f"{source}: at least one [[network]] table with ssid and password "
-                           "is required")
-    if not all(isinstance(n, dict) for n in networks):
-        raise BadFileError(f"{source}: network: write each network as a [[network]] table")
-    blocks = [wpa_network(n, f"{source}: network[{i}]") for i, n in enumerate(networks)]
-    header = (f"# Written by edgeq-firstboot from {source.name}.\n"
-              "ctrl_interface=DIR=/run/wpa_supplicant\nupdate_config=1\n"
-              f"country={country}\n")
-    return header + "\n" + "\n".join(blocks)
-
-
 def apply_wifi(ctx: Context, source: Path) -> None:
     try:
         wifi = tomllib.loads(read_text(source))
     except tomllib.TOMLDecodeError as e:
         raise BadFileError(f"{source}: not valid TOML: {e}") from None
-    config = wpa_config(wifi, source)
+    try:
+        config = wpa_config(wifi, source)
+    except WifiError as e:
+        raise BadFileError(str(e)) from None
     write_file(ctx, WPA_CONF, config.encode(), 0o600, user="root", group="root")
     count = config.count("network={")
     ctx.report.info(f"Wi-Fi configured for {count} network(s), country {wifi['country']}")
@@ -330,12 +285,14 @@ def admin_home(root: Path) -> str:
 def apply_authorized_keys(ctx: Context, source: Path) -> None:
     lines = [ln.strip() for ln in read_text(source).splitlines()]
     keys = [ln for ln in lines if ln and not ln.startswith("#") and is_public_key_line(ln)]
-    skipped = [ln for ln in lines if ln and not ln.startswith("#") and ln not in keys]
+    # Line numbers only: a skipped line may be part of a private key, never to be logged.
+    skipped = [str(i) for i, ln in enumerate(lines, start=1)
+               if ln and not ln.startswith("#") and ln not in keys]
     if not keys:
         raise BadFileError(f"{source}: no public key found (expected lines such as "
                            "'ssh-ed25519 AAAA... you@laptop'; a private key does not belong here)")
-    for line in skipped:
-        ctx.report.warning(f"{source}: skipped a line that is not a public key: {line[:40]!r}")
+    if skipped:
+        ctx.report.warning(f"{source}: skipped line(s) {', '.join(skipped)}: not public keys")
     home = admin_home(ctx.root)
     ensure_dir(ctx, f"{home}/.ssh", 0o700, user=ADMIN_USER, group=ADMIN_USER)
     write_file(ctx, f"{home}/.ssh/authorized_keys", ("\n".join(keys) + "\n").encode(), 0o600,
@@ -373,26 +330,68 @@ def check_password_file(path: Path) -> bytes:
     return text.encode()
 
 
+def refuse_auth_file(ctx: Context, key: str, source: Path) -> None:
+    problems = edgeq_problems(ctx, lambda edgeq: auth_file_problems(edgeq, key, source))
+    if problems:
+        raise BadFileError("\n    ".join(problems) + "\n    edgeq would refuse to start with "
+                           "it; nothing was installed")
+
+
 def apply_password_file(ctx: Context, source: Path) -> None:
-    write_file(ctx, "etc/edgeq/passwd", check_password_file(source), 0o640, user="root",
-               group=SERVICE_GROUP)
-    ctx.report.info("installed /etc/edgeq/passwd (set auth.password_file in edgeq.toml to use it)")
+    data = check_password_file(source)
+    refuse_auth_file(ctx, "password_file", source)
+    write_file(ctx, PASSWORD_FILE, data, 0o640, user="root", group=SERVICE_GROUP)
+    ctx.report.info(f"installed /{PASSWORD_FILE} (auth.password_file of the default edgeq.toml)")
 
 
 def apply_acl_file(ctx: Context, source: Path) -> None:
-    write_file(ctx, "etc/edgeq/acl", read_text(source).encode(), 0o640, user="root",
-               group=SERVICE_GROUP)
+    data = read_text(source).encode()
+    refuse_auth_file(ctx, "acl_file", source)
+    write_file(ctx, "etc/edgeq/acl", data, 0o640, user="root", group=SERVICE_GROUP)
     ctx.report.info("installed /etc/edgeq/acl (set auth.acl_file in edgeq.toml to use it)")
+
+
+def ensure_device_user(ctx: Context) -> None:
+    """No password file yet (the image's first boot): one user for the devices, with a random
+    password kept in a root-only file. The journal gets the file's path, never the password."""
+    if ctx.edgeq is None or ctx.target(PASSWORD_FILE).exists():
+        return
+    password = new_password()
+    try:
+        hashed = ctx.edgeq.hash_password(password)
+    except EdgeqUnavailable as e:
+        ctx.report.error(f"no MQTT user could be created ({e}); edgeq will refuse to start "
+                         f"until /{PASSWORD_FILE} exists (`edgeq passwd -c`)")
+        return
+    write_file(ctx, CREDENTIALS_FILE, credentials_text(password).encode(), 0o600, user="root",
+               group="root")
+    write_file(ctx, PASSWORD_FILE, f"{DEVICE_USER}:{hashed}\n".encode(), 0o640, user="root",
+               group=SERVICE_GROUP)
+    ctx.report.info(f"created MQTT user '{DEVICE_USER}' in /{PASSWORD_FILE}; its password is in "
+                    f"/{CREDENTIALS_FILE} (root only: sudo cat /{CREDENTIALS_FILE})")
+
+
+def check_installed_config(ctx: Context) -> None:
+    """The config edgeq will start with, and every file it names, as `edgeq serve` reads them."""
+    try:
+        text = read_text(ctx.target(EDGEQ_CONF))
+    except OSError as e:
+        ctx.report.error(f"/{EDGEQ_CONF}: {e.strerror}: edgeq will refuse to start")
+        return
+    for problem in edgeq_problems(ctx, lambda edgeq: config_problems(
+            edgeq, text, ctx.root, f"/{EDGEQ_CONF}")):
+        ctx.report.error(f"{problem} (edgeq will refuse to start: fix it and reboot, or "
+                         "`sudo systemctl restart edgeq` once fixed)")
 
 
 # --- the run --------------------------------------------------------------------------------
 
 Step = Callable[[Context, Path], None]
 
-# In this order: the config first (it matters most), Wi-Fi before a possibly ignored
-# wpa_supplicant.conf.
+# In this order: Wi-Fi before a possibly ignored wpa_supplicant.conf; edgeq.toml comes after
+# all of these and the TLS files (see `run`), so it is checked against the files it names.
+CONFIG_FILE = "edgeq.toml"
 STEPS: tuple[tuple[str, Step], ...] = (
-    ("edgeq.toml", apply_edgeq_config),
     ("hostname", apply_hostname),
     ("wifi.toml", apply_wifi),
     ("wpa_supplicant.conf", apply_wpa_supplicant_conf),
@@ -451,26 +450,34 @@ def write_log(ctx: Context) -> None:
 
 
 def run(ctx: Context) -> int:
-    """Apply every pending file; 0 when all were applied, 1 when any was rejected."""
+    """Apply every pending file, the device user when there is no password file, then
+    edgeq.toml; check what edgeq will start with. 0 when all went well, 1 otherwise."""
     pending = pending_files(ctx.boot)
-    if not pending:
-        ctx.report.info(f"nothing to provision in {ctx.boot}")
-        return 0
     names = {source.name for source, _ in pending}
     for source, step in pending:
         if source.name == "wpa_supplicant.conf" and "wifi.toml" in names:
             reject(ctx, source, f"{source}: ignored because wifi.toml is present; keep only one")
         else:
             apply_one(ctx, source, step)
-    write_log(ctx)
+    ensure_device_user(ctx)
+    if (ctx.boot / CONFIG_FILE).is_file():
+        apply_one(ctx, ctx.boot / CONFIG_FILE, apply_edgeq_config)
+        pending.append((ctx.boot / CONFIG_FILE, apply_edgeq_config))
+    if ctx.changed:
+        check_installed_config(ctx)
+    if pending:
+        write_log(ctx)
+    elif not ctx.changed:
+        ctx.report.info(f"nothing to provision in {ctx.boot}")
     return 1 if ctx.report.errors else 0
 
 
 def main(boot_dir: str | Path, root_dir: str | Path, *, live: bool = False,
-         check_config: ConfigChecker | None = None) -> int:
-    """Provision the root file system `root_dir` from the files in `boot_dir`."""
-    ctx = Context(boot=Path(boot_dir), root=Path(root_dir), report=Report(),
-                  check_config=check_config or toml_error, live=live)
+         edgeq: Edgeq | None = None) -> int:
+    """Provision the root file system `root_dir` from the files in `boot_dir`, asking `edgeq`
+    (the image's) whether edgeq would accept each file it reads."""
+    ctx = Context(boot=Path(boot_dir), root=Path(root_dir), report=Report(), edgeq=edgeq,
+                  live=live)
     return run(ctx)
 
 
@@ -479,15 +486,16 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot-dir", default="/boot/firmware", type=Path)
     parser.add_argument("--root-dir", default="/", type=Path)
     parser.add_argument("--edgeq-python", type=Path,
-                        help="the edgeq venv's python, to check edgeq.toml against the schema")
+                        help="the edgeq venv's python: files are checked with its "
+                             "`edgeq check-config`, and the device user is made with it")
     parser.add_argument("--live", action="store_true",
                         help="also change the running system (the host name)")
     args = parser.parse_args(argv)
-    checker = schema_checker(args.edgeq_python) if args.edgeq_python else None
+    edgeq = Edgeq(args.edgeq_python) if args.edgeq_python else None
     if args.live and not os.path.ismount(args.boot_dir):
         print(f"edgeq-firstboot: WARNING: the boot partition is not mounted on {args.boot_dir}; "
               "its files cannot be applied", flush=True)
-    return main(args.boot_dir, args.root_dir, live=args.live, check_config=checker)
+    return main(args.boot_dir, args.root_dir, live=args.live, edgeq=edgeq)
 
 
 if __name__ == "__main__":

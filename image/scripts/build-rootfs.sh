@@ -42,6 +42,8 @@ install_overlay() {
   chmod 0440 "$target/etc/sudoers.d/010-edgeq-admin"
   install -D -m 0755 "$image_dir/firstboot/edgeq_firstboot.py" \
     "$target/usr/lib/edgeq-image/edgeq_firstboot.py"
+  install -m 0644 "$image_dir/firstboot/edgeq_tools.py" "$image_dir/firstboot/wifi_config.py" \
+    "$target/usr/lib/edgeq-image/"
   install -D -m 0644 "$image_dir/../docs/image.md" "$target/usr/share/doc/edgeq-image/image.md"
 }
 

@@ -6,9 +6,12 @@ provisioning files are put on its FAT partition with mtools (no mount needed), a
 file system, fstab, systemd units and first-boot provisioning as on a Pi, only the board
 differs. Then, over ports forwarded to 127.0.0.1 only:
 
-- MQTT: a raw 3.1.1 CONNECT is answered by CONNACK `20 02 00 00` (accepted);
+- MQTT, with the image's default config: an anonymous 3.1.1 CONNECT is refused (CONNACK
+  `20 02 00 05`), and one with the device user made at first boot (its password read over SSH
+  from /etc/edgeq/device-credentials) is accepted (`20 02 00 00`);
 - SSH: the provisioned key logs in as `admin`, a password login is refused;
-- inside: provisioning applied (hostname), edgeq active, root file system grown, no failed units.
+- inside: provisioning applied (hostname), edgeq active, root file system grown, no failed units,
+  the device password nowhere in the journal.
 
 What it must not do: touch the network beyond qemu's user-mode NAT (nothing is reachable from
 the guest but the host's loopback forwards), or leave qemu running.
@@ -29,16 +32,14 @@ from pathlib import Path
 
 CONNECT = bytes.fromhex("100c00044d5154540402003c0000")  # 3.1.1, clean session, keepalive 60
 CONNACK_ACCEPTED = bytes.fromhex("20020000")
+CONNACK_NOT_AUTHORIZED = bytes.fromhex("20020005")
 BOOT_PARTITION_OFFSET = "4M"  # genimage.cfg.in: partition boot { offset = 4M }
 GROW_BY = "+1G"
 HOSTNAME = "edgeq-qemu"
-EDGEQ_TOML = """\
-# written by image/scripts/qemu_boot_test.py onto the boot partition
-log_level = "info"
-
-[[listeners]]
-address = "0.0.0.0:1883"
-"""
+CREDENTIALS = "/etc/edgeq/device-credentials"
+# Counts the lines of this boot's journal holding the device password (expected: 0).
+SECRET_IN_JOURNAL = ("sudo sh -c 'sed -n \"s/^password = //p\" " + CREDENTIALS + " > /run/pw; "
+                     "journalctl -b -o cat --no-pager | grep -c -F -f /run/pw; rm -f /run/pw'")
 
 
 @dataclass
@@ -83,7 +84,6 @@ def make_key(work: Path) -> Path:
 def sample_boot_files(work: Path, key: Path) -> list[Path]:
     files = work / "bootfiles"
     files.mkdir()
-    (files / "edgeq.toml").write_text(EDGEQ_TOML)
     (files / "hostname").write_text(HOSTNAME + "\n")
     shutil.copyfile(key.with_suffix(".pub"), files / "authorized_keys")
     return sorted(files.iterdir())
@@ -123,11 +123,23 @@ def start_qemu(disk: Path, rootfs: Path, work: Path, key: Path) -> Guest:
     return Guest(proc, console, mqtt_port, ssh_port, key)
 
 
-def connack(port: int) -> bytes:
-    """The first 4 bytes answering CONNECT; b"" while nothing listens behind the forward."""
+def _string(value: str) -> bytes:
+    data = value.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def connect_with_password(username: str, password: str) -> bytes:
+    """A 3.1.1 CONNECT (clean session, keepalive 60) with user name and password."""
+    body = _string("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big") + _string("boot-test")
+    body += _string(username) + _string(password)
+    return bytes([0x10, len(body)]) + body
+
+
+def connack(port: int, connect: bytes = CONNECT) -> bytes:
+    """The first 4 bytes answering `connect`; b"" while nothing listens behind the forward."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(CONNECT)
+            s.sendall(connect)
             s.settimeout(10)
             return s.recv(4)
     except OSError:
@@ -187,6 +199,8 @@ def inspect(guest: Guest) -> dict[str, str]:
         "sshd_password": "sudo sshd -T | grep -i '^passwordauthentication'",
         "edgeq_user": "ps -o user= -C edgeq",
         "boot_log": "sudo cat /boot/firmware/edgeq-firstboot.log",
+        "secret_in_journal": SECRET_IN_JOURNAL,
+        "initramfs_fsck": "lsinitramfs /boot/initrd.img-$(uname -r) | grep -c 'fsck.ext4$'",
     }
     return {name: ssh(guest, cmd).stdout.strip() for name, cmd in commands.items()}
 
@@ -200,9 +214,19 @@ def shutdown(guest: Guest) -> None:
         guest.proc.wait()
 
 
+def device_connack(guest: Guest) -> bytes:
+    """CONNACK for the device user, with the password first boot wrote into the guest."""
+    lines = ssh(guest, f"sudo cat {CREDENTIALS}").stdout.splitlines()
+    password = next((ln.split(" = ", 1)[1] for ln in lines if ln.startswith("password = ")), "")
+    if not password:
+        raise RuntimeError(f"no password in {CREDENTIALS} of the guest")
+    return connack(guest.mqtt_port, connect_with_password("device", password))
+
+
 @dataclass
 class Result:
-    connack: bytes = b""
+    connack: bytes = b""  # to an anonymous CONNECT
+    device_connack: bytes = b""
     connack_after: float = 0.0
     password_login: str = ""
     facts: dict[str, str] = field(default_factory=dict)
@@ -221,6 +245,8 @@ def boot_and_check(image: Path, rootfs: Path, work: Path, timeout: float = 900) 
         result.connack_after = guest.elapsed()
         log(f"CONNACK {result.connack.hex()} after {result.connack_after:.0f}s")
         wait_for_ssh(guest, timeout)
+        result.device_connack = device_connack(guest)
+        log(f"CONNACK for the device user: {result.device_connack.hex()}")
         denied = ssh(guest, "true", password=True)
         result.password_login = f"rc={denied.returncode} {denied.stderr.strip()}"
         result.facts = inspect(guest)
@@ -248,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"password login: {result.password_login}")
     for name, value in result.facts.items():
         log(f"{name}: {value}")
-    ok = result.connack == CONNACK_ACCEPTED and result.facts.get("edgeq") == "active"
+    ok = (result.connack == CONNACK_NOT_AUTHORIZED and result.device_connack == CONNACK_ACCEPTED
+          and result.facts.get("edgeq") == "active"
+          and result.facts.get("secret_in_journal") == "0")
     log("PASSED" if ok else "FAILED")
     return 0 if ok else 1
 

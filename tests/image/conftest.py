@@ -20,6 +20,8 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 
 def load_firstboot() -> ModuleType:
     """image/firstboot/edgeq_firstboot.py as a module (image/ is not a Python package)."""
+    if str(FIRSTBOOT.parent) not in sys.path:  # its sibling modules, as the image runs it
+        sys.path.insert(0, str(FIRSTBOOT.parent))
     spec = importlib.util.spec_from_file_location("edgeq_firstboot", FIRSTBOOT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -11,18 +11,20 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
+from tests.auth.clients import connack_v311
 from tests.conftest import GatewayFactory
 from tests.image.conftest import DEFAULT_CONFIG, FIRSTBOOT
 
 AS_ROOT = os.geteuid() == 0
 CONNECT = bytes.fromhex("100c00044d5154540402003c0000")  # MQTT 3.1.1, clean session
-CONNACK_ACCEPTED = bytes.fromhex("20020000")
+CONNACK_NOT_AUTHORIZED = bytes.fromhex("20020005")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk8cK2x3Xx1cNnRgqGbbqYJgqIwuLQ1Rq3oZ1mS9pWn ops@laptop"
 
 
@@ -30,17 +32,27 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def schema_check(firstboot: ModuleType) -> Callable[[Path], str | None]:
-    """The checker the image uses, with this repository's interpreter (which has gateway)."""
-    checker: Callable[[Path], str | None] = firstboot.schema_checker(Path(sys.executable))
-    return checker
+def edgeq(firstboot: ModuleType) -> Any:
+    """The image's edgeq as first boot calls it, with this repository's interpreter."""
+    return firstboot.Edgeq(Path(sys.executable))
+
+
+def served_config(root: Path) -> str:
+    """The root's edgeq.toml with its /etc/edgeq/ paths pointing into the fake root."""
+    return (root / "etc/edgeq/edgeq.toml").read_text().replace("/etc/edgeq/",
+                                                               f"{root}/etc/edgeq/")
+
+
+def device_password(root: Path) -> str:
+    lines = (root / "etc/edgeq/device-credentials").read_text().splitlines()
+    return next(line.split(" = ", 1)[1] for line in lines if line.startswith("password = "))
 
 
 # --- everything at once ------------------------------------------------------------------
 
 def test_sample_boot_partition_is_applied_and_removed(firstboot: ModuleType, sample_boot: Path,
                                                       root: Path) -> None:
-    rc = firstboot.main(sample_boot, root, check_config=schema_check(firstboot))
+    rc = firstboot.main(sample_boot, root, edgeq=edgeq(firstboot))
 
     assert rc == 0
     config = root / "etc/edgeq/edgeq.toml"
@@ -110,7 +122,7 @@ def test_bad_toml_is_reported_and_the_default_config_stays(
     (boot / "edgeq.toml").write_text('[[listeners]]\naddress = "0.0.0.0:1883\n')
     (boot / "hostname").write_text("gw-2\n")
 
-    rc = firstboot.main(boot, root, check_config=schema_check(firstboot))
+    rc = firstboot.main(boot, root, edgeq=edgeq(firstboot))
 
     assert rc == 1
     out = capsys.readouterr().out
@@ -127,38 +139,132 @@ def test_bad_toml_is_reported_and_the_default_config_stays(
 
 def test_after_bad_toml_the_gateway_starts_with_the_safe_default(
         firstboot: ModuleType, boot: Path, root: Path, gateway_factory: GatewayFactory) -> None:
-    (boot / "edgeq.toml").write_text("[auth\nallow_anonymous = false\n")
-    assert firstboot.main(boot, root, check_config=schema_check(firstboot)) == 1
+    (boot / "edgeq.toml").write_text("[auth\nallow_anonymous = true\n")
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 1
 
-    # What the service would read: the image default, served (on a free loopback port here).
-    gw = gateway_factory(config_text=(root / "etc/edgeq/edgeq.toml").read_text())
+    # What the service would read: the image default, served (on a free loopback port here):
+    # no anonymous clients, the device user made at first boot with its password.
+    gw = gateway_factory(config_text=served_config(root))
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
         s.sendall(CONNECT)
-        assert s.recv(4) == CONNACK_ACCEPTED
+        assert s.recv(4) == CONNACK_NOT_AUTHORIZED
+    assert connack_v311(gw.port, "light-1", "device", device_password(root)) == 0
+    assert connack_v311(gw.port, "light-1", "device", "guess") == 4
 
 
 def test_schema_errors_name_the_key(firstboot: ModuleType, boot: Path, root: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     (boot / "edgeq.toml").write_text('[[listeners]]\naddress = "0.0.0.0:1883"\nport = 1\n')
 
-    assert firstboot.main(boot, root, check_config=schema_check(firstboot)) == 1
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 1
 
     assert "listeners[0].port: unknown key" in capsys.readouterr().out
     assert (root / "etc/edgeq/edgeq.toml").read_text() == DEFAULT_CONFIG.read_text()
 
 
-def test_schema_check_steps_aside_without_edgeq(firstboot: ModuleType, boot: Path,
-                                                root: Path) -> None:
-    """With an interpreter that has no edgeq, valid TOML is accepted on syntax alone."""
+def test_an_edgeq_that_cannot_run_installs_nothing_it_would_read(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A file nobody could check is not installed, and the failure is loud (exit status 1)."""
     (boot / "edgeq.toml").write_text('log_level = "debug"\n')
-    no_edgeq = firstboot.schema_checker(Path("/usr/bin/python3"))
+    no_edgeq = firstboot.Edgeq(Path("/usr/bin/python3"))  # Debian's python3: no gateway
 
-    assert firstboot.main(boot, root, check_config=no_edgeq) == 0
-    assert (root / "etc/edgeq/edgeq.toml").read_text() == 'log_level = "debug"\n'
+    assert firstboot.main(boot, root, edgeq=no_edgeq) == 1
+
+    out = capsys.readouterr().out
+    assert "not checked: edgeq check-config did not run" in out
+    assert "no MQTT user could be created" in out
+    assert (root / "etc/edgeq/edgeq.toml").read_text() == DEFAULT_CONFIG.read_text()
 
 
-def test_the_image_default_config_is_valid_for_edgeq(firstboot: ModuleType) -> None:
-    assert schema_check(firstboot)(DEFAULT_CONFIG) is None
+# --- the image's safe defaults -------------------------------------------------------------
+
+def test_first_boot_creates_the_device_user_and_prints_only_where_its_password_is(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 0
+
+    out = capsys.readouterr().out
+    password = device_password(root)
+    assert len(password) >= 32 and password not in out
+    assert "its password is in /etc/edgeq/device-credentials (root only" in out
+    assert mode(root / "etc/edgeq/device-credentials") == 0o600
+    assert mode(root / "etc/edgeq/passwd") == 0o640
+    assert (root / "etc/edgeq/passwd").read_text().startswith("device:$argon2id$")
+    # The next boot leaves them alone.
+    before = (root / "etc/edgeq/passwd").read_bytes()
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 0
+    assert "nothing to provision" in capsys.readouterr().out
+    assert (root / "etc/edgeq/passwd").read_bytes() == before
+
+
+def test_the_image_default_refuses_anonymous_clients_and_syncs_every_commit() -> None:
+    config = tomllib.loads(DEFAULT_CONFIG.read_text())
+    assert config["auth"] == {"allow_anonymous": False, "password_file": "/etc/edgeq/passwd"}
+    assert config["storage"]["synchronous"] == "full"
+    assert [x["address"] for x in config["listeners"]] == ["0.0.0.0:1883"]
+
+
+def test_a_config_with_anonymous_network_clients_is_installed_with_a_warning(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (boot / "edgeq.toml").write_text('[[listeners]]\naddress = "0.0.0.0:1883"\n'
+                                     '[[listeners]]\naddress = "127.0.0.1:1884"\n')
+
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 0
+
+    warnings = [ln for ln in capsys.readouterr().out.splitlines() if "WARNING" in ln]
+    assert len(warnings) == 1, warnings
+    assert "anonymous clients are accepted on 0.0.0.0:1883" in warnings[0]
+
+
+def test_a_password_file_edgeq_would_refuse_is_not_installed(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (boot / "edgeq.passwd").write_text("sensor-01:s3cret\n")  # user:password, not user:hash
+
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 1
+
+    out = capsys.readouterr().out
+    assert f"{boot / 'edgeq.passwd'}:1: user 'sensor-01' has no argon2 hash" in out
+    assert "s3cret" not in out
+    assert "sensor-01" not in (root / "etc/edgeq/passwd").read_text()
+    assert (boot / "edgeq.passwd.invalid").exists()
+
+
+def test_an_acl_edgeq_would_refuse_is_not_installed(firstboot: ModuleType, boot: Path,
+                                                    root: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (boot / "edgeq.acl").write_text("user sensor-01\ntopic write sensors/#   # its data\n")
+
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 1
+
+    assert f"{boot / 'edgeq.acl'}:2: bad topic filter" in capsys.readouterr().out
+    assert not (root / "etc/edgeq/acl").exists()
+    assert (boot / "edgeq.acl.invalid").exists()
+
+
+def test_a_config_naming_a_file_that_is_not_there_is_refused(
+        firstboot: ModuleType, boot: Path, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (boot / "edgeq.toml").write_text('[auth]\nacl_file = "/etc/edgeq/acl"\n')
+
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 1
+
+    assert "/etc/edgeq/acl: cannot read the ACL file" in capsys.readouterr().out
+    assert (root / "etc/edgeq/edgeq.toml").read_text() == DEFAULT_CONFIG.read_text()
+
+
+def test_a_config_with_the_files_it_names_is_installed(firstboot: ModuleType, boot: Path,
+                                                       root: Path) -> None:
+    (boot / "edgeq.acl").write_text("user device\ntopic readwrite sensors/#\n")
+    config = DEFAULT_CONFIG.read_text().replace('password_file = "/etc/edgeq/passwd"',
+                                                'password_file = "/etc/edgeq/passwd"\n'
+                                                'acl_file = "/etc/edgeq/acl"')
+    (boot / "edgeq.toml").write_text(config)
+
+    assert firstboot.main(boot, root, edgeq=edgeq(firstboot)) == 0
+    assert (root / "etc/edgeq/edgeq.toml").read_text() == config
 
 
 def test_errors_carry_a_journal_priority_under_systemd(
@@ -242,6 +348,21 @@ def test_private_key_in_authorized_keys_is_refused(firstboot: ModuleType, boot: 
     assert not (root / "home/admin/.ssh").exists()
 
 
+def test_no_key_material_reaches_the_journal(firstboot: ModuleType, boot: Path, root: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    body = ["b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+            "QyNTUxOQAAACB5PHCtsd18dXDZ0YKhm26mCYKiMLi0NUat6GdZkvaVpwAAAJgAAAAA"]
+    (boot / "authorized_keys").write_text(
+        f"{KEY}\n-----BEGIN OPENSSH PRIVATE KEY-----\n{body[0]}\n{body[1]}\n"
+        "-----END OPENSSH PRIVATE KEY-----\n")
+
+    assert firstboot.main(boot, root) == 0
+
+    out = capsys.readouterr().out + (boot / "edgeq-firstboot.log").read_text()
+    assert "skipped line(s) 2, 3, 4, 5: not public keys" in out
+    assert not any(fragment in out for line in body for fragment in (line[:8], line[-8:]))
+
+
 def test_junk_lines_in_authorized_keys_are_skipped_with_a_warning(
         firstboot: ModuleType, boot: Path, root: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -293,8 +414,9 @@ def test_password_file_needs_user_hash_lines(firstboot: ModuleType, boot: Path,
 # --- as the service runs it --------------------------------------------------------------
 
 def test_cli_runs_on_the_standard_library_alone(sample_boot: Path, root: Path) -> None:
-    """Debian's python3 runs it in the image: no site-packages (-I -S), no edgeq import."""
-    done = subprocess.run([sys.executable, "-I", "-S", str(FIRSTBOOT), "--boot-dir",
+    """Debian's python3 runs it in the image: no site-packages (-E -s -S), no edgeq import
+    (its own directory stays on the path, as when the service runs it)."""
+    done = subprocess.run([sys.executable, "-E", "-s", "-S", str(FIRSTBOOT), "--boot-dir",
                            str(sample_boot), "--root-dir", str(root)],
                           capture_output=True, text=True, check=False)
 
