@@ -120,6 +120,6 @@ def test_basic_auth_hashing_does_not_stall_the_api(tmp_path: Path,
     took = time.monotonic() - start
     for thread in flood:
         thread.join()
-    assert took < 0.5, f"a token request waited {took:.2f} s behind Basic-auth hashing"
+    assert took < 1.0, f"a token request waited {took:.2f} s behind Basic-auth hashing"
     assert {status(r) for r in replies} == {401}
     assert "login failed: user alice from 127.0.0.1 (client id admin API)" in gw.log()
