@@ -23,6 +23,7 @@ from gateway import __version__
 from gateway import config as config_mod
 from gateway.admin.client import AdminClient, AdminError
 from gateway.config import ConfigError, QueueSpec
+from gateway.logtext import escape
 
 # `edgeq queue create` options: every config key but the filter, with its default (for its type)
 QUEUE_OPTIONS = {f.name: f.default for f in msgspec.structs.fields(QueueSpec)
@@ -221,7 +222,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))  # a queue name may hold ESC
 
 
 def _device(argv: list[str]) -> int:

@@ -96,6 +96,8 @@ class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     token: str = ""
     users: list[str] = msgspec.field(default_factory=list)
     enabled: bool = True
+    request_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    max_connections: Positive = 32
 
 
 class ApplianceSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -65,6 +65,11 @@ DESCRIPTIONS: dict[str, str] = {
     "admin.users": "Users of the password file who may also use the admin API with HTTP Basic "
                    "auth (`edgeq top --user NAME`).",
     "admin.enabled": "Serve the admin API at all.",
+    "admin.request_timeout": "Seconds a client has to send a whole request (headers and body) "
+                             "and to read the answer; an idle or slow connection is closed "
+                             "(408 when part of a request came).",
+    "admin.max_connections": "Open admin connections at most; one more is answered 503 and "
+                             "closed.",
     "appliance": "Raspberry Pi status LED and button (gpiozero).",
     "appliance.status_led_pin": "BCM pin of the status LED (unset: no LED).",
     "appliance.button_pin": "BCM pin of the button (unset: no button).",

@@ -1,4 +1,5 @@
-"""`escape()`: printable text unchanged, every control character visible as an escape."""
+"""`escape()`: printable text unchanged, every control character visible as an escape; used by
+the log handler and the `edgeq queue list` table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.appliance.systemd import journal_handler
+from gateway.cli import _print_table
 from gateway.logtext import escape
 
 
@@ -38,3 +40,10 @@ def test_the_journal_gets_escaped_message_and_fields() -> None:
     message, fields = sent[0]
     assert message == "client x\\ny refused"
     assert (fields["CLIENT_ID"], fields["QUEUE"]) == ("x\\ny", "q\\x1b")
+
+
+def test_queue_list_prints_names_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    _print_table([{"name": "evil\x1b[2J/#", "kind": "standard", "depth": 0}])
+    out = capsys.readouterr().out
+    assert "evil\\x1b[2J/#" in out
+    assert "\x1b" not in out

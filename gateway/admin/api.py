@@ -24,7 +24,7 @@ from gateway.admin import http
 from gateway.admin.client import CONNECTION_FILE, PREFIX
 from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
-from gateway.broker import sysstats
+from gateway.broker import login, sysstats
 from gateway.config import ConfigError, queue_spec, split_address
 from gateway.queues.model import QueueError
 
@@ -46,7 +46,7 @@ class AdminApi:
         if request.path == "/metrics" and request.method == "GET":
             return Response(200, prometheus_text(self.broker).encode(),
                             "text/plain; version=0.0.4")
-        self._authorise(request)
+        await self._authorise(request)
         if not request.path.startswith(PREFIX + "/"):
             raise HttpError(404, f"no such endpoint {request.path}")
         parts = [unquote(p) for p in request.path[len(PREFIX) + 1:].split("/")]
@@ -54,32 +54,35 @@ class AdminApi:
             return await self._reload_files()
         return self._route(request.method, parts, request)
 
-    def _authorise(self, request: Request) -> None:
+    async def _authorise(self, request: Request) -> None:
+        """Any header that is not a right Bearer token or Basic login is a 401, however
+        malformed (non-ASCII, bad base64, no colon): header values arrive as Latin-1 text."""
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token):
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+                value.strip().encode("latin-1"), self.token.encode()):
             return
-        if scheme.lower() == "basic" and self._basic_ok(value.strip()):
+        if scheme.lower() == "basic" and await self._basic_ok(value.strip(), request.peer):
             return
         raise HttpError(401, "missing or wrong admin credentials (a Bearer token, or Basic auth "
                              "for a user listed in admin.users)")
 
-    def _basic_ok(self, value: str) -> bool:
-        """A user of `admin.users` with their password-file password; a success is cached for a
-        minute so a TUI polling every second does not hash a password per request."""
+    async def _basic_ok(self, value: str, peer: str) -> bool:
+        """A user of `admin.users` with their password-file password, checked off the event
+        loop and throttled like a CONNECT; a success is cached for a minute so a TUI polling
+        every second does not hash a password per request."""
         try:
-            user, _, password = base64.b64decode(value).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
+            user, colon, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
             return False
-        if user not in self.broker.config.admin.users:
+        if not colon or user not in self.broker.config.admin.users:
             return False
         key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
         now = time.monotonic()
         if self._verified.get(key, 0.0) > now:
             return True
-        access = self.broker.access
-        if access.authenticator.password_file is None or access.authenticate(
-                user, password.encode(), "") != 0:
+        if self.broker.access.authenticator.password_file is None or not await login.verify(
+                self.broker, peer, user, password.encode(), "admin API"):
             return False
         self._verified[key] = now + 60
         return True
@@ -139,7 +142,8 @@ async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio
     api = AdminApi(broker, token, reload)
     host, port = split_address(settings.listen)
     try:
-        server = await http.serve(host, port, api.handle)
+        server = await http.serve(host, port, api.handle,
+                                  http.Limits(settings.request_timeout, settings.max_connections))
     except OSError as e:
         raise ConfigError(f"admin.listen {settings.listen}: cannot listen: {e.strerror}") from None
     bound = server.sockets[0].getsockname()

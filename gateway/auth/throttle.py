@@ -107,6 +107,7 @@ class LoginThrottle:
         else:
             del self._pending[address]
         if ok:
+            pair.failures, pair.blocked_until = 0, 0.0
             if not pair.pending:
                 del self._pairs[key]
             return 0.0

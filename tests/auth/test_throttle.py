@@ -74,6 +74,15 @@ def test_while_backing_off_one_attempt_at_a_time_is_verified() -> None:
     assert t.admit("10.0.0.9", "alice") is VERIFY
 
 
+def test_a_success_while_another_attempt_is_pending_clears_the_count() -> None:
+    t, _ = make(threshold=3)
+    fail(t)
+    fail(t)
+    assert [t.admit("10.0.0.9", "alice"), t.admit("10.0.0.9", "alice")] == [VERIFY, VERIFY]
+    t.finished("10.0.0.9", "alice", ok=True)
+    assert t.finished("10.0.0.9", "alice", ok=False) == 0.0  # 1 failure since the success
+
+
 def test_pending_verifications_are_capped_per_user_per_address_and_in_all() -> None:
     t, _ = make(pending_per_user=2)
     assert [t.admit("10.0.0.9", "alice") for _ in range(3)] == [VERIFY, VERIFY, BUSY]
