@@ -111,6 +111,19 @@ class LoginThrottle:
             if not pair.pending:
                 del self._pairs[key]
             return 0.0
+        return self._failure(pair)
+
+    def failed_alongside(self, address: str, username: str) -> float:
+        """An attempt that shared another's verification (same credentials) and was wrong:
+        counted and backed off like any failure. The seconds this pair is now refused for."""
+        key = (address, username)
+        pair = self._pairs.get(key)
+        if pair is None:
+            self._make_room(self.clock())
+            pair = self._pairs[key] = _Pair()
+        return self._failure(pair)
+
+    def _failure(self, pair: _Pair) -> float:
         self.counts.failed += 1
         now = self.clock()
         pair.failures += 1

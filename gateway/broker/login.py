@@ -7,12 +7,19 @@ pair that keeps failing is refused without a hash for a growing time, and one ad
 have more than a few verifications pending. Every failed login is logged (address, user name,
 client id; never the password; control characters escaped by the log handler) and counted
 for `$SYS` and Prometheus.
+
+Credentials already verified are remembered (a keyed digest, never the password, until the
+next reload), and concurrent checks of the same credentials share one hash: a fleet of
+devices reconnecting at once with one user name costs one verification, not one each, and a
+flood of wrong passwords cannot lock out a password that is known to be right.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,12 +39,39 @@ REFUSALS: dict[int, str] = {Reason.NOT_AUTHORIZED: "not authorised",
             Reason.SERVER_BUSY: "too many logins pending from this address; retry later"}
 
 
+KNOWN_LIMIT = 10_000  # verified credentials remembered before the memory starts over
+Key = tuple[str, bytes]
+
+
 class Logins:
-    """One broker's throttle and password-hashing executor."""
+    """One broker's throttle, password-hashing executor, verified credentials and checks in
+    progress."""
 
     def __init__(self) -> None:
         self.throttle = LoginThrottle()
         self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="edgeq-login")
+        self._secret = secrets.token_bytes(32)
+        self._known: set[Key] = set()
+        self._generation = -1
+        self.pending: dict[Key, asyncio.Future[int]] = {}
+
+    def key(self, username: str, password: bytes) -> Key:
+        return username, hashlib.blake2b(password, key=self._secret).digest()
+
+    def known(self, key: Key, generation: int) -> bool:
+        """Whether these credentials were verified under the current password file."""
+        if generation != self._generation:
+            self._generation = generation
+            self._known.clear()
+        return key in self._known
+
+    def remember(self, key: Key, generation: int) -> None:
+        """Remember credentials verified under password file `generation` (if still current)."""
+        if generation != self._generation:  # the password file was reloaded meanwhile
+            return
+        if len(self._known) >= KNOWN_LIMIT:
+            self._known.clear()
+        self._known.add(key)
 
 
 _logins: weakref.WeakKeyDictionary[Broker, Logins] = weakref.WeakKeyDictionary()
@@ -64,15 +98,33 @@ def check(conn: Connection, p: Connect, client_id: str,
         return reason
     address, username = address_of(conn.peer), p.username or ""
     state = logins(conn.broker)
+    key = state.key(username, p.password or b"")
+    if state.known(key, access.generation):
+        return 0
+    pending = state.pending.get(key)
+    if pending is not None:
+        conn.block()
+        pending.add_done_callback(lambda done: then(_alongside(state, address, username,
+                                                               client_id, done.result())))
+        return None
     verdict = state.throttle.admit(address, username)
     if verdict is Verdict.THROTTLED:
         return Reason.BAD_USER_NAME_OR_PASSWORD
     if verdict is Verdict.BUSY:
         return Reason.SERVER_BUSY
     conn.block()
-    _verify(conn.broker, state, address, username, p.password, client_id).add_done_callback(
-        lambda done: then(done.result()))
+    pending = _verify(conn.broker, state, address, username, p.password, client_id)
+    pending.add_done_callback(lambda done: then(done.result()))
     return None
+
+
+def _alongside(state: Logins, address: str, username: str, client_id: str,
+               reason: int) -> int:
+    """The outcome of an attempt that waited for the same credentials' verification."""
+    if reason == Reason.BAD_USER_NAME_OR_PASSWORD:
+        delay = state.throttle.failed_alongside(address, username)
+        _log_failure(address, username, client_id, reason, delay)
+    return reason
 
 
 async def verify(broker: Broker, address: str, username: str, password: bytes,
@@ -80,6 +132,8 @@ async def verify(broker: Broker, address: str, username: str, password: bytes,
     """True when `password` is `username`'s: throttled and hashed off the loop like a CONNECT
     (`what` stands for the client id in the log line, e.g. "admin API")."""
     state = logins(broker)
+    if state.known(state.key(username, password), broker.access.generation):
+        return True
     if state.throttle.admit(address, username) is not Verdict.VERIFY:
         return False
     # shielded: a caller that goes away does not leave the throttle's place taken
@@ -88,11 +142,14 @@ async def verify(broker: Broker, address: str, username: str, password: bytes,
 
 def _verify(broker: Broker, state: Logins, address: str, username: str, password: bytes | None,
             client_id: str) -> asyncio.Future[int]:
-    """Hash on the login executor (the throttle admitted it); report, log, and resolve to the
-    reason code on the event loop."""
+    """Hash on the login executor (the throttle admitted it); report, log, remember, and
+    resolve to the reason code on the event loop. Same-credential checks wait on this one."""
     hashed = broker.loop.run_in_executor(state.executor, broker.access.authenticate, username,
                                          password, client_id)
     answer: asyncio.Future[int] = broker.loop.create_future()
+    key = state.key(username, password or b"")
+    generation = broker.access.generation
+    state.pending[key] = answer
 
     def verified(done: asyncio.Future[int]) -> None:
         error = done.exception()
@@ -102,6 +159,9 @@ def _verify(broker: Broker, state: Logins, address: str, username: str, password
             log.error("password check failed: %r", error)
         elif reason:
             _log_failure(address, username, client_id, reason, delay)
+        else:
+            state.remember(key, generation)
+        state.pending.pop(key, None)
         answer.set_result(reason)
 
     hashed.add_done_callback(verified)

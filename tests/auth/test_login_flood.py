@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -98,3 +99,20 @@ def test_failed_logins_are_counted_in_prometheus(tmp_path: Path,
         metrics = response.read().decode()
     assert "edgeq_logins_failed 5\n" in metrics, metrics
     assert "edgeq_logins_throttled 2\n" in metrics
+
+
+def test_a_fleet_logging_in_at_once_with_one_user_is_never_busy(
+        gateway: GatewayProcess) -> None:
+    """Many devices of one user reconnecting together (one address, as behind a NAT) share one
+    password verification instead of being told the server is busy."""
+    results: list[int] = []
+
+    def login(i: int) -> None:
+        results.append(connack_v311(gateway.port, f"fleet-{i}", "alice", "alice-pw"))
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [0] * 40
