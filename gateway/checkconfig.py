@@ -16,6 +16,7 @@ from gateway import config as config_mod
 from gateway.auth import AclError, PasswordFileError
 from gateway.auth.acl import load_acl_rules
 from gateway.auth.passwords import load_password_file
+from gateway.broker.listeners import tls_context
 from gateway.config import Config, ConfigError
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
@@ -49,8 +50,6 @@ def checked_files(config: Config) -> str:
 
 def referenced_file_problems(config: Config) -> list[str]:
     """Problems in the password, ACL and TLS files `config` names, read as `serve` reads them."""
-    from gateway.broker.listeners import tls_context
-
     problems: list[str] = []
     auth = config.auth
     try:
