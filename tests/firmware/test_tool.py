@@ -49,12 +49,35 @@ def test_config_check_summarises_a_good_config(capsys: pytest.CaptureFixture[str
     ({"led__driver": "lamp"}, 'led.driver: must be "pwm" or "neopixel", not "lamp"'),
     ({"watchdog_ms": 100}, "watchdog_ms: must be from 5000 to 600000, not 100"),
     ({"gateway__password": "pässword"}, "gateway.password: must be plain ASCII"),
+    ({"led__pins": [34, 26, 27]},
+     "led.pins: GPIO34 is input-only on the ESP32 (it cannot drive an LED)"),
+    ({"led__pins": [25, 7, 27]}, "led.pins: GPIO7 is wired to the flash chip on the ESP32"),
+    ({"chip": "esp32c3"}, "led.pins: the ESP32-C3 has no GPIO25"),
+    ({"chip": "esp32s3", "led__pins": [25, 26, 27]}, "led.pins: the ESP32-S3 has no GPIO25"),
+    ({"chip": "esp8266"}, 'chip: must be "esp32", "esp32s3" or "esp32c3", not "esp8266"'),
+    ({"led__driver": "neopixel", "led__pin": 36},
+     "led.pin: GPIO36 is input-only on the ESP32 (it cannot drive an LED)"),
+    ({"gateway__tls": True}, "gateway.ca_file: required with gateway.tls (or set "
+     "gateway.insecure = true to skip checking the gateway's certificate)"),
+    ({"gateway__insecure": True}, "gateway.insecure: set only with gateway.tls = true"),
+    ({"gateway__tls": True, "gateway__insecure": True, "gateway__ca_file": "/ca.der"},
+     "gateway.insecure: set either gateway.ca_file or gateway.insecure, not both"),
+    ({"gateway__timeout_ms": 30000},
+     "gateway.timeout_ms: must be below watchdog_ms (30000), so the light notices first"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     changes: dict[str, Any], message: str) -> None:
     path = _config(tmp_path, **changes)
     assert tool.main(["config", str(path)]) == 1
     assert f"{path}: {message}" in _one_line_error(capsys)
+
+
+def test_a_good_config_for_each_chip_passes(tmp_path: Path) -> None:
+    for chip, pins in (("esp32", [25, 26, 27]), ("esp32s3", [4, 5, 6]), ("esp32c3", [3, 4, 5])):
+        cfg = tool.check_config(_config(tmp_path, chip=chip, led__pins=pins))
+        assert cfg["chip"] == chip
+    tls = tool.check_config(_config(tmp_path, gateway__tls=True, gateway__insecure=True))
+    assert tls["gateway"]["insecure"] is True
 
 
 def test_deploy_builds_mpy_and_copies_them_in_maintenance_mode(
@@ -135,3 +158,10 @@ def test_send_publishes_json_with_the_command_type_user_property(
                                        "id": "c-1"}
     assert msg.properties is not None
     assert getattr(msg.properties, "UserProperty", None) == [("command_type", "set-color")]
+
+
+def test_send_gives_a_command_an_id_when_none_is_given() -> None:
+    first = json.loads(tool.command_payload("power", "toggle", None))
+    second = json.loads(tool.command_payload("power", "toggle", None))
+    assert first["id"] != second["id"]
+    assert len(first["id"]) >= 8
