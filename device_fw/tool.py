@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -66,6 +67,7 @@ def check_config(path: Path) -> dict[str, Any]:
         raise ToolError(f"{path}: cannot read it ({e.strerror})") from None
     try:
         cfg: dict[str, Any] = config.parse(text)
+        config.check_pins(cfg)
     except config.ConfigError as e:
         raise ToolError(f"{path}: {e}") from None
     return cfg
@@ -247,7 +249,11 @@ def _esptool_major() -> int:
 # --- send ---------------------------------------------------------------------------------------
 
 def command_payload(command_type: str, value: str | None, command_id: str | None) -> bytes:
-    """The JSON of a command, checked by the firmware's own parser."""
+    """The JSON of a command, checked by the firmware's own parser.
+
+    Without `command_id` the command gets a random one: the light applies a command id once,
+    so a redelivered command (a toggle above all) does not act twice.
+    """
     commands = _firmware_module("commands")
     if command_type not in commands.COMMAND_TYPES:
         raise ToolError(f"unknown command type {command_type!r}: use "
@@ -266,8 +272,7 @@ def command_payload(command_type: str, value: str | None, command_id: str | None
             raise ToolError(f"set-brightness: {value!r} is not a number") from None
     elif command_type == "power":
         doc["power"] = value
-    if command_id is not None:
-        doc["id"] = command_id
+    doc["id"] = secrets.token_hex(6) if command_id is None else command_id
     payload = json.dumps(doc).encode()
     try:
         commands.parse(payload)
@@ -361,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="set-color, set-brightness or power (with --raw: any user property)")
     s.add_argument("value", nargs="?",
                    help="a colour (name, #rrggbb or [r,g,b]), a brightness 0-100, on/off/toggle")
-    s.add_argument("--id", help="a command id, echoed in the light's state")
+    s.add_argument("--id", help="a command id, echoed in the light's state (default: random)")
     s.add_argument("--raw", help="send this payload as it is (to test a light's error path)")
     s.add_argument("--host", default="127.0.0.1", help="gateway host (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=1883, help="gateway port (default 1883)")

@@ -4,8 +4,9 @@
 #   {"command_type": "set-brightness", "brightness": 40}  percent, 0 to 100
 #   {"command_type": "power", "power": "off"}             "on", "off" or "toggle"
 #
-# An optional "id" (a string) is echoed in the state as "last_command_id"; other keys are
-# ignored. "command_type" is in the JSON (not only in an MQTT 5 user property) so that a
+# An "id" (a string) is echoed in the state as "last_command_id"; the light applies an id once,
+# so a redelivered command does not act twice. It is optional, except for "toggle", which is the
+# one command that a second application would undo. Other keys are ignored. "command_type" is in the JSON (not only in an MQTT 5 user property) so that a
 # last-value queue keyed with json:command_type works for MQTT 3.1.1 producers too.
 # parse() raises CommandError for anything else; the light then keeps its state.
 # Plain Python: CPython imports this module too (tool.py checks a command before sending it).
@@ -35,6 +36,23 @@ class CommandError(ValueError):
 def initial_state():
     """What the light shows at power-up, before any command: white, full brightness."""
     return {"power": "on", "color": "#ffffff", "brightness": 100}
+
+
+def valid_state(state):
+    """Whether `state` (e.g. read back from flash) is a state this module could have made."""
+    if not isinstance(state, dict) or state.get("power") not in ("on", "off"):
+        return False
+    b = state.get("brightness")
+    if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 100:
+        return False
+    try:
+        return hex_color(parse_color(state.get("color"))) == state["color"]
+    except CommandError:
+        return False
+
+
+def describe_state(state):
+    return "%s %s %d%%" % (state["power"], state["color"], state["brightness"])
 
 
 def hex_color(rgb):
@@ -70,10 +88,14 @@ def _brightness(value):
     return int(value + 0.5)
 
 
+def too_large(size):
+    return "command of %d bytes is too large (the limit is %d)" % (size, MAX_PAYLOAD)
+
+
 def parse(payload):
     """The command in a message payload (bytes or str), as a dict with a checked value."""
     if len(payload) > MAX_PAYLOAD:
-        raise CommandError("payload of %d bytes is too long" % len(payload))
+        raise CommandError(too_large(len(payload)))
     try:
         obj = json.loads(payload)
     except ValueError:
@@ -92,6 +114,8 @@ def parse(payload):
         power = obj.get("power")
         if power not in ("on", "off", "toggle"):
             raise CommandError('"power" must be "on", "off" or "toggle"')
+        if power == "toggle" and cmd["id"] is None:
+            raise CommandError('"toggle" needs an "id" (so a redelivered toggle acts once)')
         cmd["power"] = power
     elif kind is None:
         raise CommandError('no "command_type"')

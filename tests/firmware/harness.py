@@ -70,7 +70,7 @@ def device_config(port: int, **overrides: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "device_id": DEVICE_ID,
         "wifi": {"ssid": "lab", "password": "secret"},
-        "gateway": {"host": "127.0.0.1", "port": port},
+        "gateway": {"host": "127.0.0.1", "port": port, "timeout_ms": 2000},
         "led": {"driver": "pwm", "pins": list(PWM_PINS)},
         "watchdog_ms": 5000,
         "reconnect_min_ms": 100,

@@ -103,7 +103,9 @@ def test_a_half_open_link_is_noticed_within_one_and_a_half_keepalives(
         gw: GatewayProcess, proxy: FreezableProxy, device_factory: DeviceFactory) -> None:
     cfg = device_config(proxy.port, gateway={"keepalive_s": 5})
     dev = device_factory(cfg).start()
-    dev.wait_for(ONLINE)
+    with observing(gw.port, [STATE]) as obs:
+        obs.wait_for(STATE)
+    time.sleep(0.5)  # the gateway's PUBACK for that state is back: only the keepalive talks
     frozen_at = time.monotonic()
     proxy.freeze()
     dev.wait_for(r"link down: no PINGRESP", timeout=12)
@@ -141,6 +143,7 @@ def test_after_a_watchdog_reset_the_light_shows_its_last_state_then_the_queued_c
         send(gw.port, "set-brightness", "40")
         send(gw.port, "set-color", "green", command_id="g")
         obs.wait_for(STATE, state_is(color="#00ff00", brightness=40, last_command_id="g"))
+    dev.wait_for(r"state saved: on #00ff00 40%")
     dev.kill()
     send(gw.port, "set-color", "red")  # queued while the board is down
     shown_before = len(dev.hw.colors())
@@ -152,9 +155,26 @@ def test_after_a_watchdog_reset_the_light_shows_its_last_state_then_the_queued_c
     assert dev.count(r"state restored from /state\.json: on #00ff00 40%") == 1, dev.console
 
 
+def test_a_command_applied_but_not_yet_on_flash_comes_again_after_a_reset(
+        gw: GatewayProcess, device_factory: DeviceFactory) -> None:
+    dev = device_factory(device_config(gw.port, state_save_ms=60000)).start()
+    with observing(gw.port, [STATE]) as obs:
+        dev.wait_for(ONLINE)
+        send(gw.port, "set-brightness", "40")  # the first change is written at once
+        dev.wait_for(r"state saved: on #ffffff 40%")
+        send(gw.port, "power", "toggle", command_id="t-9")  # applied; its write must wait
+        obs.wait_for(STATE, state_is(power="off", last_command_id="t-9"))
+    dev.kill()  # a watchdog reset mid-command: on the LED, not on flash, not acknowledged
+    dev.env["MPYRUN_RESET_CAUSE"] = "3"
+    shown_before = len(dev.hw.colors())
+    dev.start()
+    dev.wait_for(APPLIED + ": power toggle", count=2)
+    assert dev.hw.colors()[shown_before:] == [(0, 0, 0), _scaled((255, 255, 255), 40), (0, 0, 0)]
+
+
 def test_the_state_is_written_to_flash_only_when_it_changes_and_not_faster_than_the_limit(
         gw: GatewayProcess, device_factory: DeviceFactory) -> None:
-    dev = device_factory(device_config(gw.port, state_save_ms=1500)).start()
+    dev = device_factory(device_config(gw.port, state_save_ms=3000)).start()
     with observing(gw.port, [STATE]) as obs:
         dev.wait_for(ONLINE)
         send(gw.port, "set-color", "green", command_id="same-1")
@@ -165,7 +185,7 @@ def test_the_state_is_written_to_flash_only_when_it_changes_and_not_faster_than_
         for level in range(10, 60, 10):  # five changes within the limit: one write later
             send(gw.port, "set-brightness", str(level))
         obs.wait_for(STATE, state_is(brightness=50))
-    dev.wait_for("state saved", count=saves + 1, timeout=5)
+    dev.wait_for("state saved", count=saves + 1, timeout=6)
     time.sleep(2)
     assert dev.count("state saved") == saves + 1, dev.console
     doc = json.loads((dev.flash_dir / "state.json").read_text())
