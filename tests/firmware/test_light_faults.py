@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -48,7 +48,7 @@ def gw(gateway_factory: GatewayFactory) -> GatewayProcess:
     return gateway_factory(config_text=LVQ, extra_args=["--admin", "127.0.0.1:0"])
 
 
-def _event(kind: str):  # type: ignore[no-untyped-def]
+def _event(kind: str) -> Callable[[Message], bool]:
     """A predicate: a JSON report of this kind on the status topic."""
     def check(m: Message) -> bool:
         return m.payload.startswith(b"{") and m.json().get("event") == kind

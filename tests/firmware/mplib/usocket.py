@@ -46,7 +46,7 @@ def _check(r):
 
 def _allocate(n):
     if n > _MAX_ALLOC:
-        raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        raise MemoryError(f"memory allocation failed, allocating {n} bytes")
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
