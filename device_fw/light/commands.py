@@ -34,7 +34,7 @@ class CommandError(ValueError):
 
 
 def initial_state():
-    """What the light shows at power-up, before any command: white, full brightness."""
+    """What the light shows at its first power-up, before any command or saved state."""
     return {"power": "on", "color": "#ffffff", "brightness": 100}
 
 
