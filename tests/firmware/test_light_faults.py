@@ -77,6 +77,7 @@ def test_a_command_larger_than_the_heap_is_discarded_unread_acknowledged_and_rep
         assert "too large" in report["error"]
         assert not obs.wait_for(STATUS, _event("command-rejected")).retain
         obs.wait_for(STATE, state_is(color="#00ff00", last_command_id="after"))
+    dev.wait_for(APPLIED + ": set-color #00ff00")  # the console has caught up
     assert dev.proc is not None and dev.proc.poll() is None, dev.console  # never a reboot
     assert dev.hw.events("reset") == []
     assert dev.count("command rejected") == 2, dev.console
@@ -87,6 +88,7 @@ def test_a_command_larger_than_the_heap_is_discarded_unread_acknowledged_and_rep
     with observing(gw.port, [STATE]) as obs:
         send(gw.port, "power", "off", command_id="sentinel")
         obs.wait_for(STATE, state_is(last_command_id="sentinel"))
+    dev.wait_for(APPLIED + ": power off")
     assert dev.count("command rejected") == 2, dev.console
 
 
@@ -179,6 +181,7 @@ def test_the_state_is_written_to_flash_only_when_it_changes_and_not_faster_than_
         dev.wait_for(ONLINE)
         send(gw.port, "set-color", "green", command_id="same-1")
         obs.wait_for(STATE, state_is(last_command_id="same-1"))
+        dev.wait_for("state saved: on #00ff00 100%")  # the console may lag behind MQTT
         saves = dev.count("state saved")
         send(gw.port, "set-color", "green", command_id="same-2")  # no change: no write
         obs.wait_for(STATE, state_is(last_command_id="same-2"))
@@ -241,6 +244,7 @@ def test_a_redelivered_toggle_is_applied_once_even_across_a_reset(
         dev.wait_for(r"command t-1 already applied", count=2)
         send(gw.port, "power", "toggle", command_id="t-2")
         obs.wait_for(STATE, state_is(power="on", last_command_id="t-2"))
+    dev.wait_for(APPLIED + ": power toggle", count=2)
     assert dev.count(APPLIED + ": power toggle") == 2, dev.console
 
 
