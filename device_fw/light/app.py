@@ -32,7 +32,7 @@ from umqtt.simple import MQTTException
 from light import __version__, commands
 from light import config as configmod
 from light.backoff import Backoff
-from light.hw import make_led
+from light.hw import NoLed, make_checked_led
 from light.log import log
 from light.mqtt import Client, LinkDead, is_timeout
 from light.store import Store
@@ -79,13 +79,6 @@ def describe_error(e, timeout_ms):
 
 class NoWatchdog:
     def feed(self):
-        pass
-
-
-class NoLed:
-    """Stands in for an LED that could not be set up (see hardware errors above)."""
-
-    def show(self, rgb):
         pass
 
 
@@ -367,23 +360,6 @@ def reset_cause_name():
         if hasattr(machine, name):
             names[getattr(machine, name)] = name.lower()
     return names.get(machine.reset_cause(), "unknown")
-
-
-def make_checked_led(cfg):
-    """(led, None), or (NoLed(), why) when the pins or the hardware refuse."""
-    board = configmod.board_chip(getattr(sys.implementation, "_machine", ""), cfg["chip"])
-    if board != cfg["chip"]:
-        log("chip: the board is an %s, the config says %s; checking pins for the board"
-            % (board, cfg["chip"]))
-    try:
-        configmod.check_pins(cfg, board)
-        return make_led(cfg["led"]), None
-    except configmod.ConfigError as e:
-        fault = str(e)
-    except (ValueError, OSError) as e:
-        fault = "led: %s: %s" % (type(e).__name__, e)
-    log("hardware error: %s" % fault)
-    return NoLed(), fault
 
 
 def main(config_path="/config.json"):
