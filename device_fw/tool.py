@@ -39,6 +39,9 @@ BOOT_FILES = ("boot.py", "main.py")  # run by name at start-up, so they stay sou
 MODULE_DIRS = ("light", "lib/umqtt")  # precompiled to .mpy
 FLASH_OFFSETS = {"esp32": "0x1000", "esp32s2": "0x1000", "esp32s3": "0x0", "esp32c3": "0x0",
                  "esp32c6": "0x0"}
+# The chip id in an ESP-IDF image header (byte 12, little-endian 16 bits), per --chip.
+IMAGE_CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c6": 13}
+IMAGE_MAGIC = 0xE9
 REBOOT_WAIT_S = 3.0
 
 
@@ -230,6 +233,7 @@ def flash(port: str, firmware: Path, *, chip: str, baud: int, erase: bool,
     if not firmware.is_file():
         raise ToolError(f"{firmware}: no such firmware file (download one from "
                         "https://micropython.org/download/ESP32_GENERIC/)")
+    check_image(firmware, chip)
     run = Runner(dry_run)
     dash = _esptool_major() >= 5  # esptool 5 spells its commands with dashes
     base = ["--chip", chip, "--port", port, "--baud", str(baud)]
@@ -237,6 +241,22 @@ def flash(port: str, firmware: Path, *, chip: str, baud: int, erase: bool,
         run.tool("esptool", [*base, "erase-flash" if dash else "erase_flash"], "erasing")
     run.tool("esptool", [*base, "write-flash" if dash else "write_flash", "-z",
                          FLASH_OFFSETS[chip], str(firmware)], "flashing")
+
+
+def check_image(firmware: Path, chip: str) -> None:
+    """Refuse a file that is not an ESP-IDF image (as MicroPython's .bin is) for `chip`."""
+    with firmware.open("rb") as f:
+        head = f.read(16)
+    if len(head) < 16 or head[0] != IMAGE_MAGIC:
+        raise ToolError(f"{firmware}: not a MicroPython firmware image for the ESP32 family "
+                        "(download one from https://micropython.org/download/)")
+    image_chip = int.from_bytes(head[12:14], "little")
+    names = {v: k for k, v in IMAGE_CHIP_IDS.items()}
+    if image_chip != IMAGE_CHIP_IDS[chip]:
+        other = names.get(image_chip)
+        hint = f"; use --chip {other}" if other else ""
+        raise ToolError(f"{firmware}: this image is for {other or f'chip id {image_chip}'}, "
+                        f"not {chip}{hint}")
 
 
 def _esptool_major() -> int:
@@ -261,7 +281,11 @@ def command_payload(command_type: str, value: str | None, command_id: str | None
     doc: dict[str, Any] = {"command_type": command_type}
     if command_type == "set-color":
         if value is not None and value.startswith("["):
-            doc["color"] = json.loads(value)
+            try:
+                doc["color"] = json.loads(value)
+            except ValueError:
+                raise ToolError(f"set-color: {value!r} is not a JSON list like [255, 128, 0]"
+                                ) from None
         else:
             doc["color"] = value
     elif command_type == "set-brightness":
@@ -279,6 +303,17 @@ def command_payload(command_type: str, value: str | None, command_id: str | None
     except commands.CommandError as e:
         raise ToolError(f"{command_type}: {e}") from None
     return payload
+
+
+def command_topic(template: str, device: str) -> str:
+    """The topic to publish a command to; device ids and topics with wildcards are refused."""
+    ids = _firmware_module("config")
+    if not 1 <= len(device) <= 64 or any(c not in ids._ID_CHARS for c in device):
+        raise ToolError(f"{device!r}: not a device id (1 to 64 letters, digits, '-' or '_')")
+    topic = template.replace("{id}", device)
+    if "+" in topic or "#" in topic or not topic:
+        raise ToolError(f"--topic {template!r}: a command goes to one topic, without wildcards")
+    return topic
 
 
 def send_command(host: str, port: int, topic: str, payload: bytes, *,
@@ -400,7 +435,7 @@ def _run(args: argparse.Namespace) -> None:
             raise ToolError(f"{args.command_type} needs a value")
         else:
             payload = command_payload(args.command_type, args.value, args.id)
-        topic = args.topic.replace("{id}", args.device)
+        topic = command_topic(args.topic, args.device)
         send_command(args.host, args.port, topic, payload, command_type=args.command_type,
                      mqtt5=args.mqtt == "5", username=args.username, password=args.password,
                      tls=args.tls, cafile=args.cafile)

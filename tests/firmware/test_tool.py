@@ -98,12 +98,47 @@ def test_deploy_builds_mpy_and_copies_them_in_maintenance_mode(
 def test_flash_erases_then_writes_at_the_chips_offset(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fw = tmp_path / "ESP32_GENERIC_S3-v1.27.0.bin"
-    fw.write_bytes(b"\0" * 16)
+    fw.write_bytes(_image_header(chip_id=9))
     assert tool.main(["flash", "--port", "/dev/ttyACM0", "--firmware", str(fw),
                       "--chip", "esp32s3", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("$ esptool --chip esp32s3 --port /dev/ttyACM0 --baud 460800 erase")
     assert out[1].endswith(f"-z 0x0 {fw}")
+
+
+def _image_header(chip_id: int) -> bytes:
+    """The first bytes of an ESP-IDF image, as MicroPython's .bin starts."""
+    return bytes([0xE9, 3, 2, 0x20]) + b"\0" * 8 + chip_id.to_bytes(2, "little") + b"\0" * 18
+
+
+@pytest.mark.parametrize(("content", "chip", "message"), [
+    (b"PK\x03\x04 not firmware at all" * 4, "esp32",
+     "not a MicroPython firmware image for the ESP32 family"),
+    (b"", "esp32", "not a MicroPython firmware image"),
+    (_image_header(chip_id=9), "esp32", "this image is for esp32s3, not esp32; use --chip esp32s3"),
+    (_image_header(chip_id=77), "esp32c3", "this image is for chip id 77, not esp32c3"),
+], ids=["zip-file", "empty", "s3-image-for-esp32", "unknown-chip"])
+def test_flash_refuses_a_file_that_is_not_firmware_for_the_chip(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, chip: str,
+        message: str) -> None:
+    fw = tmp_path / "random.bin"
+    fw.write_bytes(content)
+    assert tool.main(["flash", "--port", "/dev/ttyUSB0", "--firmware", str(fw), "--chip", chip,
+                      "--dry-run"]) == 1
+    assert message in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["light-1", "set-color", "[1, 2"], "set-color: '[1, 2' is not a JSON list like [255, 128, 0]"),
+    (["light/+", "power", "on"], "'light/+': not a device id"),
+    (["#", "power", "on"], "'#': not a device id"),
+    (["light-1", "power", "on", "--topic", "lights/+/{id}"],
+     "--topic 'lights/+/{id}': a command goes to one topic, without wildcards"),
+])
+def test_send_refuses_bad_input_in_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                            message: str) -> None:
+    assert tool.main(["send", *argv, "--port", str(free_port())]) == 1
+    assert message in _one_line_error(capsys)
 
 
 def test_flash_without_a_firmware_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
