@@ -23,7 +23,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
@@ -148,7 +149,8 @@ class Runner:
         if importlib.util.find_spec(module) is None:
             raise ToolError(f"{module} is not installed: pip install 'edgeq[device]'")
         cmd = [sys.executable, "-m", module, *args]
-        shown = [a if "\n" not in a else f"<{a.count(chr(10))}-line script>" for a in args]
+        shown = [a if "\n" not in a else SCRIPT_NAMES.get(a, f"<{a.count(chr(10))}-line script>")
+                 for a in args]
         print("$ " + shlex.join([module, *shown]), flush=True)
         if self.dry_run:
             return
@@ -162,9 +164,12 @@ class Runner:
             time.sleep(seconds)
 
 
-# A snippet for the board: delete the firmware's modules, so that no stale .py shadows a new
-# .mpy (MicroPython prefers .py), and make the directories the copy needs.
-_CLEAN_BOARD = """\
+# Snippets for the board. A deploy copies the new firmware into STAGING first, while the old one
+# stays whole; only a complete copy is swapped in, by one short script: the firmware's module
+# directories are replaced (so no stale .py shadows a new .mpy: MicroPython prefers .py), and
+# the top-level files are renamed over the old ones. A failed copy leaves the old firmware.
+STAGING = "/fw.new"
+_BOARD_HELPERS = """\
 import os
 def _rm(p):
     try:
@@ -177,14 +182,32 @@ def _rm(p):
         os.rmdir(p)
     else:
         os.remove(p)
-for _p in ('/light', '/lib/umqtt'):
-    _rm(_p)
-for _p in ('/light', '/lib', '/lib/umqtt'):
+def _mkdir(p):
     try:
-        os.mkdir(_p)
+        os.mkdir(p)
     except OSError:
         pass
 """
+PREPARE_SCRIPT = _BOARD_HELPERS + f"""\
+_rm('{STAGING}')
+for _p in ('', '/light', '/lib', '/lib/umqtt'):
+    _mkdir('{STAGING}' + _p)
+"""
+SWAP_SCRIPT = _BOARD_HELPERS + f"""\
+_mkdir('/lib')
+for _d in ('/light', '/lib/umqtt'):
+    _rm(_d)
+    os.rename('{STAGING}' + _d, _d)
+for _f in os.listdir('{STAGING}'):
+    if _f not in ('light', 'lib'):
+        try:
+            os.rename('{STAGING}/' + _f, '/' + _f)
+        except OSError:  # FAT does not rename over a file; LittleFS does
+            os.remove('/' + _f)
+            os.rename('{STAGING}/' + _f, '/' + _f)
+_rm('{STAGING}')
+"""
+SCRIPT_NAMES = {PREPARE_SCRIPT: "<prepare script>", SWAP_SCRIPT: "<swap script>"}
 
 
 def mpremote_args(port: str, *commands: list[str]) -> list[str]:
@@ -206,16 +229,32 @@ def start_app(run: Runner, port: str) -> None:
              "starting the light")
 
 
+@contextmanager
+def _build_dir(keep: bool) -> Iterator[Path]:
+    """A fresh directory to build in; kept afterwards when `keep` (a dry run shows its paths)."""
+    if keep:
+        yield Path(tempfile.mkdtemp(prefix="edgeq-fw-"))
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeq-fw-") as tmp:
+        yield Path(tmp)
+
+
 def deploy(port: str, *, config: Path | None, compile_modules: bool, dry_run: bool) -> None:
     run = Runner(dry_run)
-    with tempfile.TemporaryDirectory(prefix="edgeq-fw-") as tmp:
-        out = Path(tmp)
+    with _build_dir(keep=dry_run) as out:
         staged = build(out, compile_modules=compile_modules, config=config)
-        print(f"built {len(staged)} files in {out}", flush=True)
+        kept = " (kept for --dry-run)" if dry_run else ""
+        print(f"built {len(staged)} files in {out}{kept}", flush=True)
         stop_app(run, port)
-        copies = [["exec", _CLEAN_BOARD]]
-        copies += [["cp", str(out / rel), f":/{rel.as_posix()}"] for rel in staged]
-        run.tool("mpremote", mpremote_args(port, *copies), "copying the firmware")
+        copies = [["exec", PREPARE_SCRIPT]]
+        copies += [["cp", str(out / rel), f":{STAGING}/{rel.as_posix()}"] for rel in staged]
+        try:
+            run.tool("mpremote", mpremote_args(port, *copies), "copying the firmware")
+        except ToolError as e:
+            raise ToolError(f"{e}; the board keeps its old firmware and stays in maintenance "
+                            "(/nostart): run the deploy again") from None
+        run.tool("mpremote", mpremote_args(port, ["exec", SWAP_SCRIPT]),
+                 "putting the new firmware in place")
         start_app(run, port)
 
 

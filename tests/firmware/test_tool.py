@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device_fw import tool
+from tests.firmware.harness import run_micropython
 from tests.support.procs import MosquittoProcess, free_port
 
 EXAMPLE = tool.FW_DIR / "config.example.json"
@@ -88,11 +90,45 @@ def test_deploy_builds_mpy_and_copies_them_in_maintenance_mode(
     assert commands[0] == ("$ mpremote connect /dev/ttyUSB7 exec "
                            "'open('\"'\"'/nostart'\"'\"', '\"'\"'w'\"'\"').close()' + reset")
     copy = commands[2]
-    for dest in (":/boot.py", ":/main.py", ":/light/app.mpy", ":/lib/umqtt/simple.mpy",
-                 ":/config.json"):
+    for dest in (":/fw.new/boot.py", ":/fw.new/main.py", ":/fw.new/light/app.mpy",
+                 ":/fw.new/lib/umqtt/simple.mpy", ":/fw.new/config.json"):
         assert dest in copy
-    assert ":/light/app.py" not in copy
+    assert ":/fw.new/light/app.py" not in copy
+    assert commands[3] == "$ mpremote connect /dev/ttyUSB7 exec '<swap script>'"
     assert commands[-1] == "$ mpremote connect /dev/ttyUSB7 rm :/nostart + reset"
+
+
+def test_a_dry_run_prints_paths_that_exist_afterwards(capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool.main(["deploy", "--port", "/dev/ttyUSB7", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    copied = re.findall(r"cp (\S+) :/fw\.new/(\S+)", out)
+    assert len(copied) == len(tool.firmware_sources())
+    for host, dest in copied:
+        assert Path(host).is_file(), host
+        assert host.endswith(dest)
+    assert re.search(r"built \d+ files in (\S+) \(kept for --dry-run\)", out)
+
+
+def test_the_swap_puts_the_new_firmware_in_place_in_one_step(tmp_path: Path) -> None:
+    # The board already has firmware (and a stray module); /fw.new is a complete new copy.
+    old, new = tmp_path / "old", tmp_path / "new"
+    for root, text in ((old, "old"), (new, "new")):
+        for rel in ("boot.py", "main.py", "config.json", "light/app.py", "lib/umqtt/simple.py"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(f"# {text}\n")
+    (old / "light" / "stale.py").write_text("# gone after the swap\n")
+    (old / "lib" / "other.py").write_text("# not the firmware's: stays\n")
+    code = tool.SWAP_SCRIPT + (
+        "import os\n"
+        "lib = os.listdir('/lib')\n"
+        "print(sorted(os.listdir('/light')), 'other.py' in lib, 'fw.new' in os.listdir('/'))\n"
+        "print([open(p).read().strip() for p in ('/boot.py', '/main.py', '/config.json',"
+        " '/light/app.py', '/lib/umqtt/simple.py')])\n")
+    proc = run_micropython(code, copies={"/": old, "/fw.new": new})
+    assert proc.returncode == 0, proc.stderr
+    listing, contents = proc.stdout.splitlines()
+    assert listing == "['app.py'] True False"
+    assert contents == str(["# new"] * 5)
 
 
 def test_flash_erases_then_writes_at_the_chips_offset(
