@@ -81,7 +81,8 @@ def describe_config(cfg: dict[str, Any]) -> str:
     gw = cfg["gateway"]
     led = cfg["led"]
     where = f"pins {led['pins']}" if led["driver"] == "pwm" else f"pin {led['pin']}"
-    return (f"device {cfg['device_id']}, Wi-Fi {cfg['wifi']['ssid']!r}, gateway "
+    device = cfg["device_id"] or "id from each board's MAC (light-xxxxxx)"
+    return (f"device {device}, Wi-Fi {cfg['wifi']['ssid']!r}, gateway "
             f"{gw['host']}:{gw['port']}{' (TLS)' if gw['tls'] else ''}, "
             f"LED {led['driver']} on {where}")
 

@@ -374,6 +374,9 @@ def main(config_path="/config.json"):
         log("config error: %s" % e)
         log("fix it with: edgeq device config <file> --port <port>; not starting")
         return
+    if cfg["device_id"] is None:
+        cfg["device_id"] = configmod.mac_device_id(machine.unique_id())
+        log("device id %s (from the MAC)" % cfg["device_id"])
     wdt = machine.WDT(timeout=cfg["watchdog_ms"]) if cfg["watchdog_ms"] else NoWatchdog()
     led, fault = make_checked_led(cfg)
     light = Light(cfg, led, Station(cfg["wifi"], wdt.feed), wdt, fault)

@@ -16,7 +16,7 @@ class ConfigError(ValueError):
 # key: (type or tuple of types, default). None in a tuple of types means "may be null".
 # A nested dict is a section. Defaults are what the docs promise (docs/device-firmware.md).
 SCHEMA = {
-    "device_id": (str, REQUIRED),
+    "device_id": ((str, None), None),
     "chip": (str, "esp32"),
     "wifi": {
         "ssid": (str, REQUIRED),
@@ -116,7 +116,7 @@ def _check_range(cfg, path, lo, hi):
 
 def _check_values(cfg):
     dev = cfg["device_id"]
-    if not 1 <= len(dev) <= 64 or [c for c in dev if c not in _ID_CHARS]:
+    if dev is not None and (not 1 <= len(dev) <= 64 or [c for c in dev if c not in _ID_CHARS]):
         raise ConfigError("device_id: use 1 to 64 letters, digits, '-' or '_' (it is part of "
                           "the MQTT client id and topics)")
     if not cfg["wifi"]["ssid"]:
@@ -247,6 +247,11 @@ def load(path="/config.json"):
         return parse(text)
     except ConfigError as e:
         raise ConfigError("%s: %s" % (path, e))
+
+
+def mac_device_id(unique_id):
+    """The device id a board takes when the config has none: light- and its MAC's last 3 bytes."""
+    return "light-" + "".join(["%02x" % b for b in unique_id[-3:]])
 
 
 def topic(cfg, key):

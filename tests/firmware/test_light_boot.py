@@ -1,10 +1,10 @@
-"""Start-up paths that need no broker: a bad config and the /nostart maintenance hatch."""
+"""Start-up paths: a bad config, the /nostart maintenance hatch, the device id."""
 
 from __future__ import annotations
 
 from tests.firmware.conftest import DeviceFactory
 from tests.firmware.harness import device_config
-from tests.support.procs import free_port
+from tests.support.procs import MosquittoProcess, free_port
 
 
 def test_a_bad_config_stops_at_the_repl_without_arming_the_watchdog(
@@ -23,3 +23,12 @@ def test_nostart_keeps_the_light_off_for_maintenance(device_factory: DeviceFacto
     assert dev.wait_exit() == 0
     assert "/nostart exists; the light is not started" in dev.console
     assert dev.hw.events() == []
+
+
+def test_without_a_device_id_the_light_takes_one_from_its_mac(
+        mosquitto: MosquittoProcess, device_factory: DeviceFactory) -> None:
+    cfg = device_config(mosquitto.port)
+    del cfg["device_id"]
+    dev = device_factory(cfg).start()  # the machine double's MAC ends in 12:34:56
+    dev.wait_for(r"mqtt: subscribed to \$q/lights/light-123456/commands; online")
+    assert "device id light-123456 (from the MAC)" in dev.console

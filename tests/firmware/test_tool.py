@@ -82,6 +82,16 @@ def test_a_good_config_for_each_chip_passes(tmp_path: Path) -> None:
     assert tls["gateway"]["insecure"] is True
 
 
+def test_a_config_without_a_device_id_is_one_template_for_many_boards(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = json.loads(EXAMPLE.read_text())
+    del cfg["device_id"]
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(cfg))
+    assert tool.main(["config", str(path)]) == 0
+    assert "ok: device id from each board's MAC (light-xxxxxx), Wi-Fi" in capsys.readouterr().out
+
+
 def test_deploy_builds_mpy_and_copies_them_in_maintenance_mode(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert tool.main(["deploy", "--port", "/dev/ttyUSB7", "--config", str(EXAMPLE),
