@@ -240,23 +240,36 @@ def _build_dir(keep: bool) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def deploy(port: str, *, config: Path | None, compile_modules: bool, dry_run: bool) -> None:
+def deploy(ports: list[str], *, config: Path | None, compile_modules: bool,
+           dry_run: bool) -> None:
+    """Build once, then put the firmware on each board in `ports` ("auto": mpremote finds one)."""
+    if config is not None and len(ports) > 1:
+        device = check_config(config)["device_id"]
+        if device is not None:
+            raise ToolError(f"{config}: device_id {device} would be on {len(ports)} boards; "
+                            "remove device_id from the config so each board takes its own "
+                            "from its MAC")
     run = Runner(dry_run)
     with _build_dir(keep=dry_run) as out:
         staged = build(out, compile_modules=compile_modules, config=config)
         kept = " (kept for --dry-run)" if dry_run else ""
         print(f"built {len(staged)} files in {out}{kept}", flush=True)
-        stop_app(run, port)
-        copies = [["exec", PREPARE_SCRIPT]]
-        copies += [["cp", str(out / rel), f":{STAGING}/{rel.as_posix()}"] for rel in staged]
-        try:
-            run.tool("mpremote", mpremote_args(port, *copies), "copying the firmware")
-        except ToolError as e:
-            raise ToolError(f"{e}; the board keeps its old firmware and stays in maintenance "
-                            "(/nostart): run the deploy again") from None
-        run.tool("mpremote", mpremote_args(port, ["exec", SWAP_SCRIPT]),
-                 "putting the new firmware in place")
-        start_app(run, port)
+        for port in ports:
+            deploy_built(run, port, out, staged)
+
+
+def deploy_built(run: Runner, port: str, out: Path, staged: list[Path]) -> None:
+    stop_app(run, port)
+    copies = [["exec", PREPARE_SCRIPT]]
+    copies += [["cp", str(out / rel), f":{STAGING}/{rel.as_posix()}"] for rel in staged]
+    try:
+        run.tool("mpremote", mpremote_args(port, *copies), f"copying the firmware to {port}")
+    except ToolError as e:
+        raise ToolError(f"{e}; the board keeps its old firmware and stays in maintenance "
+                        "(/nostart): run the deploy again") from None
+    run.tool("mpremote", mpremote_args(port, ["exec", SWAP_SCRIPT]),
+             "putting the new firmware in place")
+    start_app(run, port)
 
 
 def push_config(port: str, path: Path, dry_run: bool) -> None:
@@ -268,7 +281,7 @@ def push_config(port: str, path: Path, dry_run: bool) -> None:
     start_app(run, port)
 
 
-def flash(port: str, firmware: Path, *, chip: str, baud: int, erase: bool,
+def flash(port: str | None, firmware: Path, *, chip: str, baud: int, erase: bool,
           dry_run: bool) -> None:
     if not firmware.is_file():
         raise ToolError(f"{firmware}: no such firmware file (download one from "
@@ -276,7 +289,7 @@ def flash(port: str, firmware: Path, *, chip: str, baud: int, erase: bool,
     check_image(firmware, chip)
     run = Runner(dry_run)
     dash = _esptool_major() >= 5  # esptool 5 spells its commands with dashes
-    base = ["--chip", chip, "--port", port, "--baud", str(baud)]
+    base = ["--chip", chip, *(["--port", port] if port else []), "--baud", str(baud)]
     if erase:
         run.tool("esptool", [*base, "erase-flash" if dash else "erase_flash"], "erasing")
     run.tool("esptool", [*base, "write-flash" if dash else "write_flash", "-z",
@@ -416,7 +429,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     f = sub.add_parser("flash", help="erase the board and write MicroPython to it")
-    f.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    f.add_argument("--port", help="serial port, e.g. /dev/ttyUSB0 (default: esptool finds it)")
     f.add_argument("--firmware", required=True, type=Path,
                    help="MicroPython .bin for the board (micropython.org/download)")
     f.add_argument("--chip", default="esp32", choices=sorted(FLASH_OFFSETS))
@@ -425,7 +438,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--dry-run", action="store_true", help="print the commands only")
 
     d = sub.add_parser("deploy", help="compile the firmware and copy it to the board")
-    d.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    d.add_argument("--port", action="append", default=[],
+                   help="serial port, e.g. /dev/ttyUSB0; repeat it for several boards "
+                        "(default: auto, the first board mpremote finds)")
     d.add_argument("--config", type=Path, help="config.json to copy along (checked first)")
     d.add_argument("--source", action="store_true", help="copy .py sources, not .mpy")
     d.add_argument("--dry-run", action="store_true", help="build, and print the commands only")
@@ -461,7 +476,7 @@ def _run(args: argparse.Namespace) -> None:
         flash(args.port, args.firmware, chip=args.chip, baud=args.baud,
               erase=not args.no_erase, dry_run=args.dry_run)
     elif args.command == "deploy":
-        deploy(args.port, config=args.config, compile_modules=not args.source,
+        deploy(args.port or ["auto"], config=args.config, compile_modules=not args.source,
                dry_run=args.dry_run)
     elif args.command == "config":
         cfg = check_config(args.file)

@@ -187,6 +187,38 @@ def test_send_refuses_bad_input_in_one_line(capsys: pytest.CaptureFixture[str], 
     assert message in _one_line_error(capsys)
 
 
+def test_without_a_port_the_tools_find_the_board_themselves(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool.main(["deploy", "--dry-run"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert all(c.startswith("$ mpremote connect auto ") for c in commands if "mpremote" in c)
+    fw = tmp_path / "ESP32_GENERIC-v1.27.0.bin"
+    fw.write_bytes(_image_header(chip_id=0))
+    assert tool.main(["flash", "--firmware", str(fw), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--port" not in out  # esptool scans the serial ports for the chip
+    assert out.startswith("$ esptool --chip esp32 --baud 460800 erase")
+
+
+def test_deploy_to_several_boards_one_after_the_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = json.loads(EXAMPLE.read_text())
+    del fleet["device_id"]  # each board takes its id from its MAC
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(fleet))
+    assert tool.main(["deploy", "--port", "/dev/ttyUSB0", "--port", "/dev/ttyUSB1",
+                      "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for port in ("/dev/ttyUSB0", "/dev/ttyUSB1"):
+        assert f"$ mpremote connect {port} rm :/nostart + reset" in out
+    assert out.count("built ") == 1  # one build, copied to every board
+
+    assert tool.main(["deploy", "--port", "/dev/ttyUSB0", "--port", "/dev/ttyUSB1",
+                      "--config", str(EXAMPLE), "--dry-run"]) == 1
+    assert ("device_id light-123 would be on 2 boards; remove device_id from the config so "
+            "each board takes its own from its MAC") in _one_line_error(capsys)
+
+
 def test_flash_without_a_firmware_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert tool.main(["flash", "--port", "/dev/ttyUSB0", "--firmware", "nope.bin"]) == 1
     assert "nope.bin: no such firmware file" in _one_line_error(capsys)
