@@ -32,10 +32,11 @@ from umqtt.simple import MQTTException
 from light import __version__, commands
 from light import config as configmod
 from light.backoff import Backoff
-from light.hw import NoLed, make_checked_led
+from light.hw import NoLed, board_chip, make_checked_led
 from light.log import log
 from light.mqtt import Client, LinkDead, is_timeout
 from light.store import Store
+from light.telemetry import Telemetry
 from light.wifi import Station
 
 # How the client reports a broken link: OSError from the socket (OSError(-1) at end of
@@ -83,8 +84,9 @@ class NoWatchdog:
 
 
 class Light:
-    def __init__(self, cfg, led, station, wdt, fault=None):
+    def __init__(self, cfg, led, station, wdt, telemetry, fault=None):
         self.cfg = cfg
+        self.telemetry = telemetry
         self.led = led
         self.station = station
         self.wdt = wdt
@@ -102,6 +104,7 @@ class Light:
         self.topic_commands = configmod.topic(cfg, "commands")
         self.topic_state = configmod.topic(cfg, "state")
         self.topic_status = configmod.topic(cfg, "status")
+        self.topic_telemetry = configmod.topic(cfg, "telemetry")
         self.backoff = Backoff(cfg["reconnect_min_ms"], cfg["reconnect_max_ms"])
 
     # --- the loop ---------------------------------------------------------------------------
@@ -141,6 +144,10 @@ class Light:
         self.publish_events()
         if self.dirty:
             self.publish_state()
+        self.telemetry.tick()
+        if self.telemetry.due():
+            doc = self.telemetry.snapshot()
+            self.client.publish(self.topic_telemetry, json.dumps(doc), True, 0)
         self.keepalive()
 
     def receive(self):
@@ -232,6 +239,7 @@ class Light:
             client.publish(self.topic_status, b"online", True, 1)
             log("mqtt: subscribed to %s; online" % self.topic_commands)
         self.dirty = True  # the retained state may be older than this boot
+        self.telemetry.sent_at = None  # and telemetry goes out after every connect
         self.last_ping = time.ticks_ms()
 
     def connected_ms(self):
@@ -378,8 +386,11 @@ def main(config_path="/config.json"):
         cfg["device_id"] = configmod.mac_device_id(machine.unique_id())
         log("device id %s (from the MAC)" % cfg["device_id"])
     wdt = machine.WDT(timeout=cfg["watchdog_ms"]) if cfg["watchdog_ms"] else NoWatchdog()
-    led, fault = make_checked_led(cfg)
-    light = Light(cfg, led, Station(cfg["wifi"], wdt.feed), wdt, fault)
+    chip = board_chip(cfg)
+    led, fault = make_checked_led(cfg, chip)
+    station = Station(cfg["wifi"], wdt.feed)
+    telemetry = Telemetry(cfg["telemetry_s"], reset_cause_name(), chip, station.rssi)
+    light = Light(cfg, led, station, wdt, telemetry, fault)
     try:
         light.run()
     except KeyboardInterrupt:

@@ -39,6 +39,7 @@ SCHEMA = {
         "commands": (str, "$q/lights/{id}/commands"),
         "state": (str, "lights/{id}/state"),
         "status": (str, "lights/{id}/status"),
+        "telemetry": (str, "lights/{id}/telemetry"),
     },
     "led": {
         "driver": (str, "pwm"),
@@ -53,6 +54,7 @@ SCHEMA = {
     "reconnect_max_ms": (int, 60000),
     "poll_ms": (int, 50),
     "state_save_ms": (int, 2000),
+    "telemetry_s": (int, 60),
     "max_loops": (int, 0),
 }
 
@@ -130,7 +132,7 @@ def _check_values(cfg):
         raise ConfigError('chip: must be "esp32", "esp32s3" or "esp32c3", not %s'
                           % json.dumps(cfg["chip"]))
     _check_tls(cfg["gateway"])
-    for key in ("commands", "state", "status"):
+    for key in ("commands", "state", "status", "telemetry"):
         topic = cfg["topics"][key]
         if "{id}" not in topic or "+" in topic or "#" in topic:
             raise ConfigError("topics.%s: must contain {id} and no wildcard" % key)
@@ -146,6 +148,7 @@ def _check_values(cfg):
         raise ConfigError("gateway.timeout_ms: must be below watchdog_ms (%d), so the light "
                           "notices first" % cfg["watchdog_ms"])
     _check_range(cfg, "state_save_ms", 0, 3600000)
+    _check_range(cfg, "telemetry_s", 0, 86400)
     _check_range(cfg, "reconnect_min_ms", 10, 3600000)
     _check_range(cfg, "reconnect_max_ms", cfg["reconnect_min_ms"], 3600000)
     _check_range(cfg, "poll_ms", 1, 1000)

@@ -58,9 +58,13 @@ class NoLed:
         pass
 
 
-def make_checked_led(cfg):
-    """(led, None), or (NoLed(), why) when the pins or the hardware refuse."""
-    board = configmod.board_chip(getattr(sys.implementation, "_machine", ""), cfg["chip"])
+def board_chip(cfg):
+    """The chip this board is (MicroPython names it), else the one the config names."""
+    return configmod.board_chip(getattr(sys.implementation, "_machine", ""), cfg["chip"])
+
+
+def make_checked_led(cfg, board):
+    """(led, None), or (NoLed(), why) when the pins or the hardware of chip `board` refuse."""
     if board != cfg["chip"]:
         log("chip: the board is an %s, the config says %s; checking pins for the board"
             % (board, cfg["chip"]))
