@@ -48,6 +48,7 @@ STATE_FILE = "/state.json"
 STABLE_MS = 10000  # a connection that ends sooner counts as a failed attempt for the backoff
 MAX_EVENTS = 4  # reports kept while offline; older ones are dropped
 ECONNRESET = 104
+EPIPE = 32
 
 CONNACK_REFUSED = {
     1: "unacceptable protocol version",
@@ -59,7 +60,7 @@ CONNACK_REFUSED = {
 
 
 def closed_by_gateway(e):
-    return isinstance(e, OSError) and bool(e.args) and e.args[0] in (-1, ECONNRESET)
+    return isinstance(e, OSError) and bool(e.args) and e.args[0] in (-1, ECONNRESET, EPIPE)
 
 
 def describe_error(e, timeout_ms):
