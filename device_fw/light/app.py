@@ -29,7 +29,7 @@ import time
 import machine
 from umqtt.simple import MQTTException
 
-from light import __version__, commands
+from light import __version__, commands, discovery
 from light import config as configmod
 from light.backoff import Backoff
 from light.hw import NoLed, board_chip, make_checked_led
@@ -239,9 +239,20 @@ class Light:
             client.subscribe(self.topic_commands, 1)
             client.publish(self.topic_status, b"online", True, 1)
             log("mqtt: subscribed to %s; online" % self.topic_commands)
+            self.announce()
         self.dirty = True  # the retained state may be older than this boot
         self.telemetry.sent_at = None  # and telemetry goes out after every connect
         self.last_ping = time.ticks_ms()
+
+    def announce(self):
+        ha = self.cfg["home_assistant"]
+        if not ha["discovery"]:
+            return
+        topics = {"commands": self.topic_commands, "state": self.topic_state,
+                  "status": self.topic_status}
+        doc = discovery.config(self.cfg["device_id"], self.telemetry.chip, topics)
+        self.client.publish(discovery.topic(ha["prefix"], self.cfg["device_id"]),
+                            json.dumps(doc), True, 1)
 
     def connected_ms(self):
         if self.connected_at is None:

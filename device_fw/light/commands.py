@@ -3,6 +3,8 @@
 #   {"command_type": "set-color", "color": "green"}       a name in COLORS, "#rrggbb" or [r, g, b]
 #   {"command_type": "set-brightness", "brightness": 40}  percent, 0 to 100
 #   {"command_type": "power", "power": "off"}             "on", "off" or "toggle"
+#   {"command_type": "set", "power": "on", "brightness": 40, "color": [255, 128, 0]}
+#       any of power ("on"/"off"), brightness and color at once (what Home Assistant sends)
 #
 # An "id" (a string) is echoed in the state as "last_command_id"; the light applies an id once,
 # so a redelivered command does not act twice. It is optional, except for "toggle", which is the
@@ -117,6 +119,8 @@ def parse(payload):
         if power == "toggle" and cmd["id"] is None:
             raise CommandError('"toggle" needs an "id" (so a redelivered toggle acts once)')
         cmd["power"] = power
+    elif kind == "set":
+        _parse_set(obj, cmd)
     elif kind is None:
         raise CommandError('no "command_type"')
     else:
@@ -124,18 +128,28 @@ def parse(payload):
     return cmd
 
 
+def _parse_set(obj, cmd):
+    if "power" in obj:
+        if obj["power"] not in ("on", "off"):
+            raise CommandError('"power" in "set" must be "on" or "off"')
+        cmd["power"] = obj["power"]
+    if "brightness" in obj:
+        cmd["brightness"] = _brightness(obj["brightness"])
+    if "color" in obj:
+        cmd["color"] = hex_color(parse_color(obj["color"]))
+    if len(cmd) == 2:
+        raise CommandError('"set" needs "power", "brightness" or "color"')
+
+
 def apply(state, cmd):
     """The state after a parsed command (a new dict; `state` is left alone)."""
     new = dict(state)
-    kind = cmd["command_type"]
-    if kind == "set-color":
-        new["color"] = cmd["color"]
-    elif kind == "set-brightness":
-        new["brightness"] = cmd["brightness"]
-    elif cmd["power"] == "toggle":
+    if cmd.get("power") == "toggle":
         new["power"] = "off" if state["power"] == "on" else "on"
-    else:
-        new["power"] = cmd["power"]
+        return new
+    for key in ("power", "brightness", "color"):
+        if key in cmd:
+            new[key] = cmd[key]
     return new
 
 
@@ -155,4 +169,7 @@ def describe(cmd):
         return "set-color %s" % cmd["color"]
     if kind == "set-brightness":
         return "set-brightness %d" % cmd["brightness"]
-    return "power %s" % cmd["power"]
+    if kind == "power":
+        return "power %s" % cmd["power"]
+    return "set " + ", ".join(["%s %s" % (k, cmd[k]) for k in ("power", "brightness", "color")
+                               if k in cmd])

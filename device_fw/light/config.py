@@ -49,6 +49,10 @@ SCHEMA = {
         "freq_hz": (int, 1000),
         "active_low": (bool, False),
     },
+    "home_assistant": {
+        "discovery": (bool, False),
+        "prefix": (str, "homeassistant"),
+    },
     "watchdog_ms": (int, 30000),
     "reconnect_min_ms": (int, 1000),
     "reconnect_max_ms": (int, 60000),
@@ -141,6 +145,9 @@ def _check_values(cfg):
         if cfg["gateway"][key] is not None:
             _check_ascii(cfg["gateway"][key], "gateway." + key)
     _check_led(cfg["led"])
+    prefix = cfg["home_assistant"]["prefix"]
+    if not prefix or "+" in prefix or "#" in prefix:
+        raise ConfigError("home_assistant.prefix: must be a topic without wildcards")
     if cfg["watchdog_ms"] != 0:
         _check_range(cfg, "watchdog_ms", 5000, 600000)
     _check_range(cfg, "gateway.timeout_ms", 100, 600000)

@@ -83,6 +83,11 @@ def test_the_command_schema_is_the_same_under_micropython_and_cpython() -> None:
         '{"command_type": "power", "power": "up"}',
         '{"command_type": "reboot"}',
         '{"command_type": "power", "power": "on", "id": 7}',
+        '{"command_type": "power", "power": "toggle", "id": "t-1"}',
+        '{"command_type": "set", "power": "on", "brightness": 40, "color": [255, 128, 0]}',
+        '{"command_type": "set", "color": "red"}',
+        '{"command_type": "set", "power": "toggle"}',
+        '{"command_type": "set"}',
         '{"color": "red"}', "[]", "nope", "", '"x"',
     ]
 
