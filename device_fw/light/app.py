@@ -29,7 +29,7 @@ import time
 import machine
 from umqtt.simple import MQTTException
 
-from light import __version__, commands, discovery
+from light import __version__, commands, discovery, update
 from light import config as configmod
 from light.backoff import Backoff
 from light.hw import NoLed, board_chip, make_checked_led
@@ -47,6 +47,7 @@ LINK_ERRORS = (OSError, IndexError, AssertionError, MQTTException)
 STATE_FILE = "/state.json"
 STABLE_MS = 10000  # a connection that ends sooner counts as a failed attempt for the backoff
 MAX_EVENTS = 4  # reports kept while offline; older ones are dropped
+TRIAL_MS = 300000  # an update on trial that has not connected by then resets (main.py counts)
 ECONNRESET = 104
 EPIPE = 32
 
@@ -106,6 +107,11 @@ class Light:
         self.topic_state = configmod.topic(cfg, "state")
         self.topic_status = configmod.topic(cfg, "status")
         self.topic_telemetry = configmod.topic(cfg, "telemetry")
+        self.topic_update = cfg["topics"]["update"] and configmod.topic(cfg, "update")
+        self.restart = False
+        self.trial_until = None
+        if update.on_trial():
+            self.trial_until = time.ticks_add(time.ticks_ms(), TRIAL_MS)
         self.backoff = Backoff(cfg["reconnect_min_ms"], cfg["reconnect_max_ms"])
 
     # --- the loop ---------------------------------------------------------------------------
@@ -143,6 +149,9 @@ class Light:
         if not self.store.dirty:
             self.client.release_acks()
         self.publish_events()
+        if self.restart:
+            self.restart_into_update()
+        self.check_trial()
         if self.dirty:
             self.publish_state()
         self.telemetry.tick()
@@ -240,6 +249,8 @@ class Light:
             client.publish(self.topic_status, b"online", True, 1)
             log("mqtt: subscribed to %s; online" % self.topic_commands)
             self.announce()
+            self.listen_for_updates()
+            self.confirm_update()
         self.dirty = True  # the retained state may be older than this boot
         self.telemetry.sent_at = None  # and telemetry goes out after every connect
         self.last_ping = time.ticks_ms()
@@ -253,6 +264,56 @@ class Light:
         doc = discovery.config(self.cfg["device_id"], self.telemetry.chip, topics)
         self.client.publish(discovery.topic(ha["prefix"], self.cfg["device_id"]),
                             json.dumps(doc), True, 1)
+
+    # --- application updates (light/update.py) ---------------------------------------------
+
+    def listen_for_updates(self):
+        if self.topic_update:
+            self.client.streams[self.topic_update.encode()] = self.on_update
+            self.client.subscribe(self.topic_update, 1)
+
+    def confirm_update(self):
+        version = update.confirm()
+        if version is not None:
+            self.trial_until = None
+            log("update %s connected: kept" % version)
+            self.report({"event": "update-confirmed", "version": version})
+        version = update.take_rollback_report()
+        if version is not None:
+            self.report({"event": "update-rolled-back", "version": version})
+
+    def check_trial(self):
+        if self.trial_until is not None and time.ticks_diff(time.ticks_ms(),
+                                                             self.trial_until) > 0:
+            log("update on trial did not connect in %d s; resetting" % (TRIAL_MS // 1000))
+            machine.reset()
+
+    def on_update(self, client, size):
+        """Stream a bundle to flash; install it when it checks out (the reset comes later)."""
+        self.received += 1
+        receiver = update.Receiver(__version__)
+        if size > update.MAX_BUNDLE + update.MAX_MANIFEST:
+            receiver.error = "the bundle is %d bytes; at most %d fit" % (size, update.MAX_BUNDLE)
+        client.stream(size, receiver.feed)
+        try:
+            manifest = receiver.finish()
+        except update.UpdateError as e:
+            log("update rejected: %s" % e)
+            self.report({"event": "update-rejected", "error": str(e)})
+            return
+        update.install(manifest)
+        log("update %s verified and installed; restarting" % manifest["version"])
+        self.report({"event": "update-installed", "version": manifest["version"]})
+        self.restart = True
+
+    def restart_into_update(self):
+        # Everything is acknowledged and on flash before the reset: the bundle is not sent
+        # again, and no applied command is lost.
+        self.store.saved_at = None
+        self.save_state()
+        self.client.release_acks()
+        self.close()
+        machine.reset()
 
     def connected_ms(self):
         if self.connected_at is None:

@@ -40,6 +40,7 @@ SCHEMA = {
         "state": (str, "lights/{id}/state"),
         "status": (str, "lights/{id}/status"),
         "telemetry": (str, "lights/{id}/telemetry"),
+        "update": ((str, None), None),
     },
     "led": {
         "driver": (str, "pwm"),
@@ -136,8 +137,10 @@ def _check_values(cfg):
         raise ConfigError('chip: must be "esp32", "esp32s3" or "esp32c3", not %s'
                           % json.dumps(cfg["chip"]))
     _check_tls(cfg["gateway"])
-    for key in ("commands", "state", "status", "telemetry"):
+    for key in ("commands", "state", "status", "telemetry", "update"):
         topic = cfg["topics"][key]
+        if topic is None:  # only topics.update may be null (no updates over MQTT)
+            continue
         if "{id}" not in topic or "+" in topic or "#" in topic:
             raise ConfigError("topics.%s: must contain {id} and no wildcard" % key)
         _check_ascii(topic, "topics." + key)

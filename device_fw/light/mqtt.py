@@ -9,7 +9,9 @@
 #   command bigger than the heap raises MemoryError. Here a payload above max_payload (or a
 #   topic above MAX_TOPIC) is read past in SKIP_CHUNK-byte pieces into one preallocated buffer,
 #   then reported to on_oversize(topic, size) and acknowledged like any other message, so the
-#   gateway does not deliver it again.
+#   gateway does not deliver it again. A topic in `streams` is the exception: its payload, of
+#   any size, is handed to streams[topic](client, size), which reads it with stream() in
+#   SKIP_CHUNK-byte pieces (an update bundle goes to flash that way).
 # - Keepalive that notices a dead link. ping() sends a PINGREQ; check_alive(limit_ms) raises
 #   LinkDead when nothing (PINGRESP or anything else) has come back within limit_ms of it. A
 #   half-open link (a router reboot, an expired NAT entry) accepts writes and never answers.
@@ -48,6 +50,7 @@ class Client(MQTTClient):
         self.on_oversize = on_oversize
         self.ping_sent_at = None
         self.ack = True
+        self.streams = {}
         self.defer = False
         self.deferred = []
         self._raw = None
@@ -157,7 +160,9 @@ class Client(MQTTClient):
         if left < 0:
             raise MQTTException("malformed PUBLISH")
         self.defer = False
-        if topic is None or left > self.max_payload:
+        if topic is not None and topic in self.streams:
+            self.streams[topic](self, left)
+        elif topic is None or left > self.max_payload:
             self._skip(left)
             self.on_oversize(topic, left)
         else:
@@ -179,11 +184,16 @@ class Client(MQTTClient):
         self.sock.write(bytes([0x40, 0x02, pid >> 8, pid & 0xFF]))
 
     def _skip(self, n):
+        self.stream(n, _discard)
+
+    def stream(self, n, sink):
+        """Read the next n bytes in pieces into one buffer, handing each piece to sink()."""
         view = memoryview(self._scratch)
         while n > 0:
             got = self.sock.readinto(view[:min(n, SKIP_CHUNK)])
             if not got:
                 raise OSError(-1)
+            sink(view[:got])
             n -= got
 
     def close(self):
@@ -204,6 +214,10 @@ def encode_length(n):
         out.append(byte | 0x80 if n else byte)
         if not n:
             return bytes(out)
+
+
+def _discard(piece):
+    pass
 
 
 def _u16(b):

@@ -196,4 +196,4 @@ def test_the_precompiled_firmware_runs_too(
     assert "umqtt from /lib/umqtt/simple.mpy" in dev.console
     assert sorted(p.name for p in (compiled_tree / "light").iterdir()) == [
         "__init__.mpy", "app.mpy", "backoff.mpy", "commands.mpy", "config.mpy", "discovery.mpy",
-        "hw.mpy", "log.mpy", "mqtt.mpy", "store.mpy", "telemetry.mpy", "wifi.mpy"]
+        "hw.mpy", "log.mpy", "mqtt.mpy", "store.mpy", "telemetry.mpy", "update.mpy", "wifi.mpy"]

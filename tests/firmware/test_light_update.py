@@ -30,6 +30,7 @@ STATUS = f"lights/{DEVICE_ID}/status"
 STATE = f"lights/{DEVICE_ID}/state"
 ONLINE = r"mqtt: subscribed to \$q/lights/light-1/commands; online"
 RESET = 75  # the machine double's exit status for machine.reset()
+UPDATES_ON = {"topics": {"update": "lights/{id}/update"}}
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def _event(kind: str, **fields: object) -> Callable[[Message], bool]:
 def test_an_update_is_verified_installed_and_kept_once_it_connects(
         gw: GatewayProcess, device_factory: DeviceFactory, tmp_path: Path) -> None:
     bundle = tool.make_bundle(_light_package(tmp_path, "0.2.1"), compile_modules=False)
-    dev = device_factory(device_config(gw.port)).start()
+    dev = device_factory(device_config(gw.port, **UPDATES_ON)).start()
     with observing(gw.port, [STATUS]) as obs:
         dev.wait_for(ONLINE)
         publish(gw.port, bundle, topic=UPDATE)
@@ -83,7 +84,7 @@ def test_a_bundle_that_does_not_match_its_hash_is_refused_and_nothing_changes(
         gw: GatewayProcess, device_factory: DeviceFactory, tmp_path: Path) -> None:
     bundle = bytearray(tool.make_bundle(_light_package(tmp_path, "0.2.1"), compile_modules=False))
     bundle[-10] ^= 0x01  # one bit flipped in the code
-    dev = device_factory(device_config(gw.port)).start()
+    dev = device_factory(device_config(gw.port, **UPDATES_ON)).start()
     with observing(gw.port, [STATUS, STATE]) as obs:
         dev.wait_for(ONLINE)
         publish(gw.port, bytes(bundle), topic=UPDATE)
@@ -99,7 +100,7 @@ def test_an_update_that_cannot_start_is_rolled_back_after_three_tries(
         gw: GatewayProcess, device_factory: DeviceFactory, tmp_path: Path) -> None:
     bundle = tool.make_bundle(_light_package(tmp_path, "0.2.9", broken=True),
                               compile_modules=False)
-    dev = device_factory(device_config(gw.port)).start()
+    dev = device_factory(device_config(gw.port, **UPDATES_ON)).start()
     dev.wait_for(ONLINE)
     with observing(gw.port, [STATUS]) as obs:
         publish(gw.port, bundle, topic=UPDATE)
