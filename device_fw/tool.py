@@ -192,49 +192,12 @@ class Runner:
             time.sleep(seconds)
 
 
-# Snippets for the board. A deploy copies the new firmware into STAGING first, while the old one
-# stays whole; only a complete copy is swapped in, by one short script: the firmware's module
-# directories are replaced (so no stale .py shadows a new .mpy: MicroPython prefers .py), and
-# the top-level files are renamed over the old ones. A failed copy leaves the old firmware.
+# Scripts the deploy runs on the board (board_scripts/): the new firmware is copied into
+# STAGING while the old one stays whole, and only a complete copy is swapped in (swap.py), so a
+# failed copy leaves the old firmware.
 STAGING = "/fw.new"
-_BOARD_HELPERS = """\
-import os
-def _rm(p):
-    try:
-        m = os.stat(p)[0]
-    except OSError:
-        return
-    if m & 0x4000:
-        for e in os.listdir(p):
-            _rm(p + '/' + e)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-def _mkdir(p):
-    try:
-        os.mkdir(p)
-    except OSError:
-        pass
-"""
-PREPARE_SCRIPT = _BOARD_HELPERS + f"""\
-_rm('{STAGING}')
-for _p in ('', '/light', '/lib', '/lib/umqtt'):
-    _mkdir('{STAGING}' + _p)
-"""
-SWAP_SCRIPT = _BOARD_HELPERS + f"""\
-_mkdir('/lib')
-for _d in ('/light', '/lib/umqtt'):
-    _rm(_d)
-    os.rename('{STAGING}' + _d, _d)
-for _f in os.listdir('{STAGING}'):
-    if _f not in ('light', 'lib'):
-        try:
-            os.rename('{STAGING}/' + _f, '/' + _f)
-        except OSError:  # FAT does not rename over a file; LittleFS does
-            os.remove('/' + _f)
-            os.rename('{STAGING}/' + _f, '/' + _f)
-_rm('{STAGING}')
-"""
+PREPARE_SCRIPT = (FW_DIR / "board_scripts" / "prepare.py").read_text()
+SWAP_SCRIPT = (FW_DIR / "board_scripts" / "swap.py").read_text()
 SCRIPT_NAMES = {PREPARE_SCRIPT: "<prepare script>", SWAP_SCRIPT: "<swap script>"}
 
 

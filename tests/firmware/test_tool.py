@@ -120,6 +120,18 @@ def test_a_dry_run_prints_paths_that_exist_afterwards(capsys: pytest.CaptureFixt
     assert re.search(r"built \d+ files in (\S+) \(kept for --dry-run\)", out)
 
 
+def test_prepare_leaves_an_empty_staging_tree_and_the_firmware_alone(tmp_path: Path) -> None:
+    (tmp_path / "light").mkdir()
+    (tmp_path / "light" / "app.py").write_text("# old\n")
+    (tmp_path / "leftover.py").write_text("# from a copy that failed\n")
+    code = tool.PREPARE_SCRIPT + (
+        "import os\n"
+        "print(sorted(os.listdir('/fw.new')), os.listdir('/fw.new/lib'), os.listdir('/light'))\n")
+    proc = run_micropython(code, copies={"/light": tmp_path / "light", "/fw.new": tmp_path})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "['lib', 'light'] ['umqtt'] ['app.py']"
+
+
 def test_the_swap_puts_the_new_firmware_in_place_in_one_step(tmp_path: Path) -> None:
     # The board already has firmware (and a stray module); /fw.new is a complete new copy.
     old, new = tmp_path / "old", tmp_path / "new"
@@ -288,7 +300,12 @@ def test_update_publishes_a_bundle_whose_hash_covers_every_file(
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     sub.on_connect = lambda client, *_: client.subscribe("lights/+/update", qos=1)
     sub.on_subscribe = lambda *_: ready.set()
-    sub.on_message = lambda _c, _u, msg: (got.append(msg), arrived.set())
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg)
+        arrived.set()
+
+    sub.on_message = on_message
     sub.connect("127.0.0.1", mosquitto.port)
     sub.loop_start()
     try:
