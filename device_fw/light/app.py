@@ -126,6 +126,7 @@ class Light:
         while not limit or loops < limit:
             loops += 1
             self.wdt.feed()
+            self.check_trial()  # also while the link is down: that is when a trial fails
             try:
                 self.step()
             except LINK_ERRORS as e:
@@ -151,7 +152,6 @@ class Light:
         self.publish_events()
         if self.restart:
             self.restart_into_update()
-        self.check_trial()
         if self.dirty:
             self.publish_state()
         self.telemetry.tick()
@@ -246,10 +246,10 @@ class Light:
             # Subscribing again on a present session is harmless and heals a gateway that
             # lost it.
             client.subscribe(self.topic_commands, 1)
+            self.listen_for_updates()
             client.publish(self.topic_status, b"online", True, 1)
             log("mqtt: subscribed to %s; online" % self.topic_commands)
             self.announce()
-            self.listen_for_updates()
             self.confirm_update()
         self.dirty = True  # the retained state may be older than this boot
         self.telemetry.sent_at = None  # and telemetry goes out after every connect
