@@ -47,7 +47,6 @@ LINK_ERRORS = (OSError, IndexError, AssertionError, MQTTException)
 STATE_FILE = "/state.json"
 STABLE_MS = 10000  # a connection that ends sooner counts as a failed attempt for the backoff
 MAX_EVENTS = 4  # reports kept while offline; older ones are dropped
-TRIAL_MS = 300000  # an update on trial that has not connected by then resets (main.py counts)
 ECONNRESET = 104
 EPIPE = 32
 
@@ -111,7 +110,8 @@ class Light:
         self.restart = False
         self.trial_until = None
         if update.on_trial():
-            self.trial_until = time.ticks_add(time.ticks_ms(), TRIAL_MS)
+            # An update on trial that has not connected by then resets (main.py counts starts).
+            self.trial_until = time.ticks_add(time.ticks_ms(), cfg["update_trial_s"] * 1000)
         self.backoff = Backoff(cfg["reconnect_min_ms"], cfg["reconnect_max_ms"])
 
     # --- the loop ---------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class Light:
     def check_trial(self):
         if self.trial_until is not None and time.ticks_diff(time.ticks_ms(),
                                                              self.trial_until) > 0:
-            log("update on trial did not connect in %d s; resetting" % (TRIAL_MS // 1000))
+            log("update on trial did not connect in %d s; resetting" % self.cfg["update_trial_s"])
             machine.reset()
 
     def on_update(self, client, size):

@@ -60,6 +60,7 @@ SCHEMA = {
     "poll_ms": (int, 50),
     "state_save_ms": (int, 2000),
     "telemetry_s": (int, 60),
+    "update_trial_s": (int, 300),
     "max_loops": (int, 0),
 }
 
@@ -159,6 +160,7 @@ def _check_values(cfg):
                           "notices first" % cfg["watchdog_ms"])
     _check_range(cfg, "state_save_ms", 0, 3600000)
     _check_range(cfg, "telemetry_s", 0, 86400)
+    _check_range(cfg, "update_trial_s", 1, 86400)
     _check_range(cfg, "reconnect_min_ms", 10, 3600000)
     _check_range(cfg, "reconnect_max_ms", cfg["reconnect_min_ms"], 3600000)
     _check_range(cfg, "poll_ms", 1, 1000)

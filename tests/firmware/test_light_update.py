@@ -116,3 +116,23 @@ def test_an_update_that_cannot_start_is_rolled_back_after_three_tries(
     assert dev.count(r"edgeq light 0\.2\.0;") == 2, dev.console
     state = json.loads((dev.flash_dir / "update.json").read_text())
     assert state["state"] == "rolled-back"
+
+
+def test_an_update_that_never_connects_is_rolled_back(
+        gw: GatewayProcess, device_factory: DeviceFactory, tmp_path: Path) -> None:
+    bundle = tool.make_bundle(_light_package(tmp_path, "0.2.1"), compile_modules=False)
+    dev = device_factory(device_config(gw.port, update_trial_s=1, **UPDATES_ON)).start()
+    dev.wait_for(ONLINE)
+    with observing(gw.port, [STATUS]) as obs:
+        publish(gw.port, bundle, topic=UPDATE)
+        obs.wait_for(STATUS, _event("update-installed", version="0.2.1"))
+    assert dev.wait_exit() == RESET
+    gw.stop()  # the new code finds no gateway: its trial runs out, three times
+    for _ in range(3):
+        dev.start()
+        assert dev.wait_exit(timeout=15) == RESET, dev.console
+    assert dev.count(r"update on trial did not connect in 1 s; resetting") == 3, dev.console
+    gw.start()
+    dev.start()
+    dev.wait_for(ONLINE, count=2)
+    assert dev.count(r"edgeq light 0\.2\.0;") == 2, dev.console
