@@ -8,8 +8,9 @@
 #
 # An "id" (a string) is echoed in the state as "last_command_id"; the light applies an id once,
 # so a redelivered command does not act twice. It is optional, except for "toggle", which is the
-# one command that a second application would undo. Other keys are ignored. "command_type" is in the JSON (not only in an MQTT 5 user property) so that a
-# last-value queue keyed with json:command_type works for MQTT 3.1.1 producers too.
+# one command that a second application would undo. Other keys are ignored.
+# "command_type" is in the JSON (not only in an MQTT 5 user property) so that a last-value queue
+# keyed with json:command_type works for MQTT 3.1.1 producers too.
 # parse() raises CommandError for anything else; the light then keeps its state.
 # Plain Python: CPython imports this module too (tool.py checks a command before sending it).
 import json
