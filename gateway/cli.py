@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=1883)
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
-    commands.add_parser("device", help="ESP32 firmware: flash, deploy, config, send",
+    commands.add_parser("device", help="ESP32 firmware: flash, deploy, config, send, update",
                         add_help=False)
     return parser
 

@@ -3,10 +3,14 @@
 #   {"command_type": "set-color", "color": "green"}       a name in COLORS, "#rrggbb" or [r, g, b]
 #   {"command_type": "set-brightness", "brightness": 40}  percent, 0 to 100
 #   {"command_type": "power", "power": "off"}             "on", "off" or "toggle"
+#   {"command_type": "set", "power": "on", "brightness": 40, "color": [255, 128, 0]}
+#       any of power ("on"/"off"), brightness and color at once (what Home Assistant sends)
 #
-# An optional "id" (a string) is echoed in the state as "last_command_id"; other keys are
-# ignored. "command_type" is in the JSON (not only in an MQTT 5 user property) so that a
-# last-value queue keyed with json:command_type works for MQTT 3.1.1 producers too.
+# An "id" (a string) is echoed in the state as "last_command_id"; the light applies an id once,
+# so a redelivered command does not act twice. It is optional, except for "toggle", which is the
+# one command that a second application would undo. Other keys are ignored.
+# "command_type" is in the JSON (not only in an MQTT 5 user property) so that a last-value queue
+# keyed with json:command_type works for MQTT 3.1.1 producers too.
 # parse() raises CommandError for anything else; the light then keeps its state.
 # Plain Python: CPython imports this module too (tool.py checks a command before sending it).
 import json
@@ -33,8 +37,25 @@ class CommandError(ValueError):
 
 
 def initial_state():
-    """What the light shows at power-up, before any command: white, full brightness."""
+    """What the light shows at its first power-up, before any command or saved state."""
     return {"power": "on", "color": "#ffffff", "brightness": 100}
+
+
+def valid_state(state):
+    """Whether `state` (e.g. read back from flash) is a state this module could have made."""
+    if not isinstance(state, dict) or state.get("power") not in ("on", "off"):
+        return False
+    b = state.get("brightness")
+    if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 100:
+        return False
+    try:
+        return hex_color(parse_color(state.get("color"))) == state["color"]
+    except CommandError:
+        return False
+
+
+def describe_state(state):
+    return "%s %s %d%%" % (state["power"], state["color"], state["brightness"])
 
 
 def hex_color(rgb):
@@ -70,10 +91,14 @@ def _brightness(value):
     return int(value + 0.5)
 
 
+def too_large(size):
+    return "command of %d bytes is too large (the limit is %d)" % (size, MAX_PAYLOAD)
+
+
 def parse(payload):
     """The command in a message payload (bytes or str), as a dict with a checked value."""
     if len(payload) > MAX_PAYLOAD:
-        raise CommandError("payload of %d bytes is too long" % len(payload))
+        raise CommandError(too_large(len(payload)))
     try:
         obj = json.loads(payload)
     except ValueError:
@@ -92,7 +117,11 @@ def parse(payload):
         power = obj.get("power")
         if power not in ("on", "off", "toggle"):
             raise CommandError('"power" must be "on", "off" or "toggle"')
+        if power == "toggle" and cmd["id"] is None:
+            raise CommandError('"toggle" needs an "id" (so a redelivered toggle acts once)')
         cmd["power"] = power
+    elif kind == "set":
+        _parse_set(obj, cmd)
     elif kind is None:
         raise CommandError('no "command_type"')
     else:
@@ -100,18 +129,28 @@ def parse(payload):
     return cmd
 
 
+def _parse_set(obj, cmd):
+    if "power" in obj:
+        if obj["power"] not in ("on", "off"):
+            raise CommandError('"power" in "set" must be "on" or "off"')
+        cmd["power"] = obj["power"]
+    if "brightness" in obj:
+        cmd["brightness"] = _brightness(obj["brightness"])
+    if "color" in obj:
+        cmd["color"] = hex_color(parse_color(obj["color"]))
+    if len(cmd) == 2:
+        raise CommandError('"set" needs "power", "brightness" or "color"')
+
+
 def apply(state, cmd):
     """The state after a parsed command (a new dict; `state` is left alone)."""
     new = dict(state)
-    kind = cmd["command_type"]
-    if kind == "set-color":
-        new["color"] = cmd["color"]
-    elif kind == "set-brightness":
-        new["brightness"] = cmd["brightness"]
-    elif cmd["power"] == "toggle":
+    if cmd.get("power") == "toggle":
         new["power"] = "off" if state["power"] == "on" else "on"
-    else:
-        new["power"] = cmd["power"]
+        return new
+    for key in ("power", "brightness", "color"):
+        if key in cmd:
+            new[key] = cmd[key]
     return new
 
 
@@ -131,4 +170,7 @@ def describe(cmd):
         return "set-color %s" % cmd["color"]
     if kind == "set-brightness":
         return "set-brightness %d" % cmd["brightness"]
-    return "power %s" % cmd["power"]
+    if kind == "power":
+        return "power %s" % cmd["power"]
+    return "set " + ", ".join(["%s %s" % (k, cmd[k]) for k in ("power", "brightness", "color")
+                               if k in cmd])

@@ -6,7 +6,14 @@
 # - "neopixel": a WS2812/SK6812 strip or single pixel on one data pin, all pixels the same
 #   colour. It writes machine.bitstream() directly, which is what the neopixel module frozen
 #   into the ESP32 firmware does, without the module's per-pixel bookkeeping.
+# make_checked_led() checks the pins for the chip the board really is before touching them, and
+# turns any error from machine into a message: the light reports it instead of resetting.
+import sys
+
 import machine
+
+from light import config as configmod
+from light.log import log
 
 
 class PwmRgbLed:
@@ -42,3 +49,31 @@ def make_led(led_cfg):
     if led_cfg["driver"] == "neopixel":
         return NeoPixelLed(led_cfg["pin"], led_cfg["count"])
     return PwmRgbLed(led_cfg["pins"], led_cfg["freq_hz"], led_cfg["active_low"])
+
+
+class NoLed:
+    """Stands in for an LED that could not be set up."""
+
+    def show(self, rgb):
+        pass
+
+
+def board_chip(cfg):
+    """The chip this board is (MicroPython names it), else the one the config names."""
+    return configmod.board_chip(getattr(sys.implementation, "_machine", ""), cfg["chip"])
+
+
+def make_checked_led(cfg, board):
+    """(led, None), or (NoLed(), why) when the pins or the hardware of chip `board` refuse."""
+    if board != cfg["chip"]:
+        log("chip: the board is an %s, the config says %s; checking pins for the board"
+            % (board, cfg["chip"]))
+    try:
+        configmod.check_pins(cfg, board)
+        return make_led(cfg["led"]), None
+    except configmod.ConfigError as e:
+        fault = str(e)
+    except (ValueError, OSError) as e:
+        fault = "led: %s: %s" % (type(e).__name__, e)
+    log("hardware error: %s" % fault)
+    return NoLed(), fault

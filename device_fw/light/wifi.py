@@ -61,6 +61,13 @@ class Station:
             time.sleep_ms(100)
         log("wifi: connected, address %s" % wlan.ifconfig()[0])
 
+    def rssi(self):
+        """The signal strength in dBm, or None when the port cannot tell."""
+        try:
+            return self._wlan.status("rssi")
+        except (ValueError, OSError, TypeError):
+            return None
+
     def disconnect(self):
         try:
             self._wlan.disconnect()

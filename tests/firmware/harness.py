@@ -4,7 +4,10 @@
 blocking TCP through a Node worker thread) on a staged firmware tree and a config.json, and
 collects its console lines. The `machine` and `network` test doubles in mplib/ record what the
 hardware did in a JSON-lines file (`HwLog`); the Wi-Fi access point is a control file the test
-rewrites. `Observer` is a real MQTT client (paho) that watches the light's topics.
+rewrites; the board's flash (files the firmware writes) survives a restart of the `Device`.
+`Observer` is a real MQTT client (paho) that watches the light's topics. `SilentServer` and
+`FreezableProxy` are the network faults: a peer that accepts and never answers, and a link that
+goes half-open (nothing passes either way, nothing is closed).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -66,7 +70,7 @@ def device_config(port: int, **overrides: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "device_id": DEVICE_ID,
         "wifi": {"ssid": "lab", "password": "secret"},
-        "gateway": {"host": "127.0.0.1", "port": port},
+        "gateway": {"host": "127.0.0.1", "port": port, "timeout_ms": 2000},
         "led": {"driver": "pwm", "pins": list(PWM_PINS)},
         "watchdog_ms": 5000,
         "reconnect_min_ms": 100,
@@ -140,6 +144,7 @@ class Device:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.hw = HwLog(self.workdir / "hw.jsonl")
         self.wifi_path = self.workdir / "wifi.json"
+        self.flash_dir = self.workdir / "flash"
         self.set_wifi(up=True)
 
     def set_wifi(self, *, up: bool) -> None:
@@ -156,7 +161,7 @@ class Device:
         cfg_path = self.workdir / "config.json"
         cfg_path.write_text(json.dumps(self.config))
         args = ["node", str(RUNNER), "--copy", f"{self.tree}:/",
-                "--copy", f"{cfg_path}:/config.json"]
+                "--copy", f"{cfg_path}:/config.json", "--flash", str(self.flash_dir)]
         for name, text in (extra_files or {}).items():
             host = self.workdir / name.strip("/").replace("/", "_")
             host.write_text(text)
@@ -307,6 +312,95 @@ def observing(port: int, filters: list[str]) -> Iterator[Observer]:
         yield obs
     finally:
         obs.close()
+
+
+def publish(port: int, payload: bytes, *, command_type: str = "set-color",
+            topic: str = f"lights/{DEVICE_ID}/commands") -> None:
+    """Publish any bytes as a command (QoS 1, MQTT 5, user property command_type)."""
+    tool.send_command("127.0.0.1", port, topic, payload, command_type=command_type)
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 that accepts connections and never sends a byte."""
+
+    def __init__(self) -> None:
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._srv.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._srv.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self._srv.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+class FreezableProxy:
+    """A TCP relay from 127.0.0.1:port to `target`; freeze() makes every link half-open.
+
+    Frozen, it stops relaying in both directions and closes nothing, as a router that reboots
+    or a NAT entry that expires: neither end learns that the other is gone.
+    """
+
+    def __init__(self, target: int) -> None:
+        self._target = target
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._srv.getsockname()[1])
+        self.connections = 0
+        self._frozen = threading.Event()
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        self._frozen.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self._srv.accept()
+            except OSError:
+                return
+            if self._frozen.is_set():  # the path is dead for new connections too
+                self._socks.append(down)
+                continue
+            self.connections += 1
+            up = socket.create_connection(("127.0.0.1", self._target))
+            self._socks += [down, up]
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+    def _relay(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                if not self._frozen.is_set():
+                    dst.close()
+                return
+            if self._frozen.is_set():
+                continue  # swallowed, and the link stays open
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._srv.close()
+        for s in self._socks:
+            s.close()
 
 
 def send(port: int, command_type: str, value: str, *, device: str = DEVICE_ID,

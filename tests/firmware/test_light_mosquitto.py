@@ -195,5 +195,5 @@ def test_the_precompiled_firmware_runs_too(
         obs.wait_for(STATE, state_is(color="#00ff00"))
     assert "umqtt from /lib/umqtt/simple.mpy" in dev.console
     assert sorted(p.name for p in (compiled_tree / "light").iterdir()) == [
-        "__init__.mpy", "app.mpy", "backoff.mpy", "commands.mpy", "config.mpy", "hw.mpy",
-        "log.mpy", "wifi.mpy"]
+        "__init__.mpy", "app.mpy", "backoff.mpy", "commands.mpy", "config.mpy", "discovery.mpy",
+        "hw.mpy", "log.mpy", "mqtt.mpy", "store.mpy", "telemetry.mpy", "update.mpy", "wifi.mpy"]

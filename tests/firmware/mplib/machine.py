@@ -8,6 +8,11 @@
 #   {"ev": "wdt", "timeout": 30000}                              watchdog armed
 #   {"ev": "wdt_expired", "gap_ms": 31000, "timeout": 30000}     fed too late: a board resets
 #   {"ev": "reset"}                                              machine.reset(); exits 75
+#
+# Pins behave like those of the chip named by MPYRUN_CHIP (esp32, esp32s3 or esp32c3; default
+# esp32): a GPIO the chip lacks raises ValueError("invalid pin"), and an input-only one (GPIO
+# 34-39 on the ESP32) raises ValueError("pin can only be input") when made an output, as the
+# board's own machine module does.
 import json
 import time
 
@@ -23,6 +28,13 @@ SOFT_RESET = 5
 EXIT_ON_RESET = 75
 
 _log_path = _host.getenv("MPYRUN_HWLOG")
+_chip = _host.getenv("MPYRUN_CHIP") or "esp32"
+_GPIOS = {
+    "esp32": [p for p in range(40) if p not in (20, 24, 28, 29, 30, 31)],
+    "esp32s3": [p for p in range(49) if not 22 <= p <= 25],
+    "esp32c3": list(range(22)),
+}
+_INPUT_ONLY = {"esp32": range(34, 40)}
 
 
 def _record(ev):
@@ -73,15 +85,15 @@ class Pin:
     IRQ_FALLING = 2
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
-        if not isinstance(id, int) or not 0 <= id <= 48:
+        if not isinstance(id, int) or id not in _GPIOS[_chip]:
             raise ValueError("invalid pin")
         self.id = id
-        self._mode = mode
         self._value = 0
-        if value is not None:
-            self.value(value)
+        self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None):
+        if mode in (Pin.OUT, Pin.OPEN_DRAIN) and self.id in _INPUT_ONLY.get(_chip, ()):
+            raise ValueError("pin can only be input")
         self._mode = mode
         if value is not None:
             self.value(value)

@@ -7,8 +7,14 @@
 # least one byte, or raises OSError(EAGAIN) when non-blocking and nothing is there. Failures
 # raise OSError with the interpreter's errno numbers; an unknown host raises OSError(-202) as
 # the ESP32 port does.
+#
+# The interpreter's heap grows on demand, a board's does not: a board's read(n) and recv(n)
+# allocate n bytes up front, and raise MemoryError when no free block is that large. The shim
+# does the same above MPYRUN_MAX_ALLOC bytes (default 100000, about the largest free block of
+# an ESP32 without PSRAM running the light).
 import errno
 
+import _host
 import _netbridge as _nb
 from ubinascii import hexlify, unhexlify
 
@@ -23,6 +29,7 @@ SO_REUSEADDR = 4
 TCP_NODELAY = 1
 
 _READ_AHEAD = 4096
+_MAX_ALLOC = int(_host.getenv("MPYRUN_MAX_ALLOC") or 100000)
 _ERRNO = {"EPIPE": 32, "EISCONN": 106, "ENOTCONN": 107, "EBADF": 9}
 
 
@@ -35,6 +42,11 @@ def _check(r):
     if isinstance(r, str) and r and r[0] == "E":
         raise OSError(_errno(r))
     return r
+
+
+def _allocate(n):
+    if n > _MAX_ALLOC:
+        raise MemoryError(f"memory allocation failed, allocating {n} bytes")
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
@@ -77,6 +89,10 @@ class socket:  # noqa: N801 - the name MicroPython (and CPython) give it
         return unhexlify(r)
 
     def read(self, n=-1):
+        _allocate(n)
+        return self._read(n)
+
+    def _read(self, n):
         if n < 0:
             chunks = [self._buf]
             self._buf = b""
@@ -99,6 +115,7 @@ class socket:  # noqa: N801 - the name MicroPython (and CPython) give it
         return d[:n]
 
     def recv(self, n):
+        _allocate(n)
         if self._buf:
             out = self._buf[:n]
             self._buf = self._buf[n:]
@@ -111,7 +128,7 @@ class socket:  # noqa: N801 - the name MicroPython (and CPython) give it
 
     def readinto(self, buf, nbytes=-1):
         n = len(buf) if nbytes < 0 else nbytes
-        d = self.read(n)
+        d = self._read(n)
         if d is None:
             return None
         buf[: len(d)] = d

@@ -3,10 +3,12 @@
 // @micropython/micropython-webassembly-pyscript) with blocking TCP sockets provided through a
 // worker thread (bridge.mjs, networker.mjs) and test doubles for `machine` and `network`.
 //
-// usage: node mpyrun.mjs [--copy HOST[:DEST]]... [--heap BYTES] [-c CODE]
+// usage: node mpyrun.mjs [--copy HOST[:DEST]]... [--flash DIR] [--heap BYTES] [-c CODE]
 //
 //   --copy HOST[:DEST]  copy a host file or directory into the device filesystem (DEST defaults
 //                       to "/"; a directory's contents are copied into DEST). Repeatable.
+//   --flash DIR         keep the files the device writes in "/" across runs (flash.mjs)
+//   --heap BYTES        the MicroPython heap (default 4 MiB; an ESP32 without PSRAM has ~110 KB)
 //   -c CODE             run CODE instead of the device start-up sequence (/boot.py, /main.py).
 //
 // The board support modules in ../mplib (usocket, socket, machine, network) are installed in
@@ -22,17 +24,18 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import { startNetBridge, hostServices } from "./bridge.mjs";
+import { openFlash } from "./flash.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MPLIB = path.join(HERE, "..", "mplib");
 
 function usage(msg) {
-  process.stderr.write(`mpyrun: ${msg}\nusage: node mpyrun.mjs [--copy HOST[:DEST]]... [--heap BYTES] [-c CODE]\n`);
+  process.stderr.write(`mpyrun: ${msg}\nusage: node mpyrun.mjs [--copy HOST[:DEST]]... [--flash DIR] [--heap BYTES] [-c CODE]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { copies: [], heap: 4 << 20, code: null };
+  const opts = { copies: [], heap: 4 << 20, code: null, flash: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`));
@@ -41,6 +44,7 @@ function parseArgs(argv) {
       const at = v.lastIndexOf(":");
       opts.copies.push(at > 0 ? [v.slice(0, at), v.slice(at + 1) || "/"] : [v, "/"]);
     } else if (a === "--heap") opts.heap = parseInt(next(), 10);
+    else if (a === "--flash") opts.flash = next();
     else if (a === "-c") opts.code = next();
     else usage(`unknown argument ${a}`);
   }
@@ -116,12 +120,20 @@ function exitCodeOf(err) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const out = (fd) => (line) => fs.writeSync(fd, line + "\n");
+  let syncFlash = () => {};
+  const out = (fd) => (line) => {
+    syncFlash();
+    fs.writeSync(fd, line + "\n");
+  };
   const mp = await loadMicroPython({ heapsize: opts.heap, stdout: out(1), stderr: out(2) });
   const { netbridge } = await startNetBridge();
   netbridge.ping(); // the worker is up before the device code runs
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MPYRUN_")));
-  mp.registerJsModule("_netbridge", netbridge);
+  const synced = Object.fromEntries(Object.entries(netbridge).map(([name, fn]) => [name, (...a) => {
+    syncFlash();
+    return fn(...a);
+  }]));
+  mp.registerJsModule("_netbridge", synced);
   mp.registerJsModule("_host", hostServices(env));
 
   copyIn(mp.FS, MPLIB, "/lib");
@@ -129,6 +141,7 @@ async function main() {
     if (!fs.existsSync(host)) usage(`--copy: no such file or directory: ${host}`);
     copyIn(mp.FS, host, dest);
   }
+  if (opts.flash) syncFlash = openFlash(mp.FS, opts.flash);
 
   let code = 0;
   try {
@@ -143,6 +156,7 @@ async function main() {
       process.stderr.write(err.message);
     }
   }
+  syncFlash();
   process.exit(code);
 }
 
