@@ -295,11 +295,12 @@ def _check_bridges(config: Config, queue_names: set[str]) -> None:
 def _check_queue(q: QueueSpec, where: str) -> None:
     from gateway.mqtt.topics import has_wildcard, topic_filter_error
     from gateway.queues.keys import key_expression_error
+    from gateway.queues.naming import RESERVED_FILTER_PREFIXES
 
     error = topic_filter_error(q.filter)
-    if error or q.filter.startswith(("$q/", "$queue/", "$share/")):
-        raise ConfigError(f"{where}.filter: {q.filter!r} is not a usable topic filter"
-                          f" ({error or 'reserved prefix'})")
+    if error or q.filter.startswith(RESERVED_FILTER_PREFIXES):
+        why = error or "the prefixes $q/, $queue/, $share/ and $dlq/ are reserved"
+        raise ConfigError(f"{where}.filter: {q.filter!r} is not a usable topic filter ({why})")
     if q.name and not QUEUE_NAME.fullmatch(q.name):
         raise ConfigError(f"{where}.name: {q.name!r} must match [0-9A-Za-z][-.0-9A-Za-z_]*")
     if q.template and not has_wildcard(q.filter):

@@ -9,7 +9,8 @@ member whenever the queue has one.
 - least_inflight: the member with the fewest unacknowledged messages (ties rotate).
 - random: uniformly among members with room.
 - sticky: the same key (the last-value key if the queue has one, else the topic) goes to the
-  same member while it stays subscribed, so per-key order holds across a worker pool.
+  same member while it stays subscribed, so per-key order holds across a worker pool. A
+  message its member rejected moves the key to another member, if there is one.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class Sticky:
     def pick(self, members: list[Member], max_inflight: int, entry: Entry) -> Member | None:
         key = sticky_key(entry)
         owner = self._owner.get(key)
-        if owner is not None and owner.active:
+        # A key moves when its consumer rejected this message and another one can take it.
+        if owner is not None and owner.active and owner is not _excluded(members, entry):
             return owner if owner.has_room(max_inflight) else None
         chosen = self._least.pick(members, max_inflight, entry)
         if chosen is not None:

@@ -92,6 +92,7 @@ class QueueEngine:
         size = message.size
         plans: list[tuple[Queue, str | None]] = []
         blocked: Queue | None = None
+        dropped: list[Queue] = []
         for q in targets:
             verdict, key = q.admit(message, size, now)
             if verdict == ADMIT:
@@ -102,18 +103,23 @@ class QueueEngine:
             elif verdict == BLOCK:
                 blocked = blocked or q
             elif verdict == DROP_NEW:
-                q.c.dropped += 1
+                dropped.append(q)
         if blocked is not None:
             blocked.c.blocked += 1
             return PublishOutcome(0, 0, blocked.name)
         props = pack_props(message.properties)
         for q, key in plans:
             q.enqueue(message, size, props, key, now)
+        for q in dropped:
+            q.c.dropped += 1
         if self._ctx.wakes:
             self._run_wakes()
         # A failing store is not refused here: the producer's acknowledgement waits for the
         # commit of this very message (`on_commit(ok)`), which says whether it was stored.
-        return MATCHED[len(plans)] if len(plans) < len(MATCHED) else PublishOutcome(len(plans))
+        # A drop_oldest queue that had to drop the new message itself (only messages in flight
+        # fill it) still counts as matched: that is its policy working, not "no subscribers".
+        matched = len(plans) + len(dropped)
+        return MATCHED[matched] if matched < len(MATCHED) else PublishOutcome(matched)
 
     def wait_for_room(self, queue: str, callback: Callable[[], None]) -> None:
         """Call `callback` once `queue` has room again (or is gone)."""
@@ -135,6 +141,7 @@ class QueueEngine:
         if q is None:
             return TOPIC_FILTER_INVALID
         member = q.join(consumer, qos)
+        member.filters.add(topic_filter)
         members = self._consumers.setdefault(id(consumer), [])
         if member not in members:
             members.append(member)
@@ -142,13 +149,18 @@ class QueueEngine:
         return 0
 
     def unsubscribe(self, topic_filter: str, consumer: Consumer) -> bool:
-        """Stop dispatching to `consumer`; its in-flight messages may still be acknowledged."""
+        """Stop dispatching to `consumer` and return its in-flight messages to the queue,
+        unless another of its filters still names the same queue."""
         q = self._reg.resolve(topic_filter, create=False)
         member = q.member_of(consumer) if q is not None else None
         if q is None or member is None or not member.active:
             return False
+        member.filters.discard(topic_filter)
+        if member.filters:
+            return True
         q.leave(member)
         self._prune(consumer)
+        self._run_wakes()
         return True
 
     def detach(self, consumer: Consumer) -> None:

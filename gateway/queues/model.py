@@ -147,7 +147,8 @@ class Member:
     qos: int
     inflight: dict[int, Entry] = field(default_factory=dict)
     acked: int = 0
-    active: bool = True  # False after UNSUBSCRIBE while messages are still in flight
+    active: bool = True  # False once it has left the queue (UNSUBSCRIBE, queue deleted)
+    filters: set[str] = field(default_factory=set)  # the consumer's filters naming this queue
 
     def has_room(self, max_inflight: int) -> bool:
         if not self.active:

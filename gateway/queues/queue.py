@@ -374,11 +374,10 @@ class Queue:
         return member
 
     def leave(self, member: Member) -> None:
-        """UNSUBSCRIBE: no new messages; those in flight may still be acknowledged."""
+        """UNSUBSCRIBE: no new messages, and those in flight return at once (a late
+        acknowledgement is ignored), as on a disconnect."""
         member.active = False
-        self.strategy.forget(member)
-        if not member.inflight:
-            self.drop_member(member)
+        self.detach(member)
 
     def drop_member(self, member: Member) -> None:
         if member in self.members:

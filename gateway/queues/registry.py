@@ -138,6 +138,8 @@ class Registry:
             return cached
         targets: list[Queue] = []
         for _, q in self.trie.match(topic):
+            if q.kind == "template" and self._declared(topic, q):
+                continue
             target = self.instance(q, topic) if q.kind == "template" else q
             if target is not None and target not in targets:
                 targets.append(target)
@@ -145,6 +147,15 @@ class Registry:
             self._targets.clear()
         self._targets[topic] = targets
         return targets
+
+    def _declared(self, topic: str, template: Queue) -> bool:
+        """Whether a declared queue takes precedence over `template` for `topic`: one bound
+        to exactly that topic, or to exactly the template's own filter."""
+        for f in (topic, template.spec.filter):
+            q = self.by_filter.get(f)
+            if q is not None and q.bound and q.kind != "template":
+                return True
+        return False
 
     def instance(self, template: Queue, topic: str) -> Queue | None:
         """The instance queue of `topic`, created (and persisted) on first use."""

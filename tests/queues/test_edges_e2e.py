@@ -1,0 +1,187 @@
+"""Queue semantics at the edges (issue 16): exact reason codes, refusals, redelivery and naming,
+checked with raw-socket clients against one real `edgeq serve` per module."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Unsuback, Unsubscribe
+from tests.queues.e2e import Admin, publish, wait_until
+from tests.support.clients import RawClient, connected
+from tests.support.procs import GatewayProcess
+
+QUEUES = """
+[[queues]]
+filter = "ring/#"
+name = "ring"
+max_messages = 2
+overflow = "drop_oldest"
+
+[[queues]]
+filter = "orders/#"
+name = "orders"
+max_deliveries = 1
+
+[[queues]]
+filter = "other/#"
+name = "orders.dlq"
+
+[[queues]]
+filter = "jobs/#"
+name = "jobs"
+
+[[queues]]
+filter = "unsub/#"
+name = "unsub"
+
+[[queues]]
+filter = "lamp/+/cmd"
+template = true
+
+[[queues]]
+filter = "lamp/l1/cmd"
+name = "l1cmd"
+
+[[queues]]
+filter = "st/#"
+name = "st"
+dispatch = "sticky"
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(data_dir=tmp_path_factory.mktemp("edges") / "var",
+                             config_text=QUEUES).start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(gw: GatewayProcess) -> Admin:
+    return Admin(gw)
+
+
+def consumer(gw: GatewayProcess, *filters: str, version: int = MQTT_5) -> RawClient:
+    client = connected(gw.port, f"c-{time.monotonic_ns()}", version)
+    assert client.subscribe(*filters, qos=1).reason_codes == [1] * len(filters)
+    return client
+
+
+def unsubscribe(client: RawClient, topic_filter: str) -> None:
+    client.send_packet(Unsubscribe(7, [topic_filter]))
+    assert client.expect(Unsuback).packet_id == 7
+
+
+# ------------------------------------------------------------------------------ item 10
+
+def test_drop_oldest_always_answers_success(gw: GatewayProcess, admin: Admin) -> None:
+    assert publish(gw.port, "ring/x", "1", "2", "3", version=MQTT_5) == [0, 0, 0]
+    with consumer(gw, "$queue/ring") as held:
+        assert [held.receive(ack=False).payload for _ in range(2)] == [b"2", b"3"]
+        # both stored messages are in flight: a new one is dropped by the policy, and the
+        # producer is told success, never 0x10 No matching subscribers
+        assert publish(gw.port, "ring/x", "4", "5", version=MQTT_5) == [0, 0]
+    assert admin.stats("ring")["dropped"] == 3
+
+
+# ------------------------------------------------------------------------------ item 9
+
+def test_dead_letter_names_cannot_collide_with_queue_names(gw: GatewayProcess,
+                                                           admin: Admin) -> None:
+    publish(gw.port, "other/1", "an ordinary message of the queue named orders.dlq")
+    publish(gw.port, "orders/1", "poison")
+    with consumer(gw, "$queue/orders") as worker:
+        message = worker.receive(ack=False)
+        worker.send_packet(PubAck(message.packet_id, 0x80))  # max_deliveries = 1: dead
+        wait_until(lambda: admin.stats("orders")["dead_lettered"] == 1, 3, "the dead letter")
+    assert admin.stats("$dlq/orders")["kind"] == "dead_letter"
+    assert admin.stats("orders.dlq")["kind"] == "standard"
+    assert (admin.stats("orders.dlq")["depth"], admin.stats("$dlq/orders")["depth"]) == (1, 1)
+    assert admin.queue("orders")["dead_letter"]["name"] == "$dlq/orders"
+    with consumer(gw, "$queue/$dlq/orders") as inspector:
+        assert inspector.receive().payload == b"poison"
+        inspector.expect_silence(0.3)
+    with connected(gw.port, "reserved", MQTT_5) as client:
+        codes = client.subscribe("$queue/$dlq/nothing", "$queue/$dlq/x/y", qos=1).reason_codes
+        assert codes == [0x8F, 0x8F]
+    reply = admin.request("POST", "/api/v1/queues", b'{"filter": "$dlq/x"}')
+    assert reply.status == 400 and "reserved" in reply.json()["error"]
+
+
+# ------------------------------------------------------------------------------ item 8
+
+def test_a_queue_consumed_through_two_filters_keeps_the_consumer(gw: GatewayProcess,
+                                                                 admin: Admin) -> None:
+    with consumer(gw, "$queue/jobs", "$q/jobs/#") as worker:
+        assert admin.stats("jobs")["consumers"] == 1
+        unsubscribe(worker, "$q/jobs/#")
+        publish(gw.port, "jobs/1", "still mine")
+        assert worker.receive().payload == b"still mine"
+        assert admin.stats("jobs")["consumers"] == 1
+        unsubscribe(worker, "$queue/jobs")
+        wait_until(lambda: admin.stats("jobs")["consumers"] == 0, 3, "the consumer leaving")
+
+
+# ------------------------------------------------------------------------------ item 11
+
+def test_unsubscribe_returns_unacknowledged_messages_at_once(gw: GatewayProcess) -> None:
+    with consumer(gw, "$queue/unsub") as first:
+        publish(gw.port, "unsub/1", "job")
+        assert first.receive(ack=False).payload == b"job"
+        with consumer(gw, "$queue/unsub") as second:
+            second.expect_silence(0.3)
+            unsubscribe(first, "$queue/unsub")
+            again = second.receive(timeout=1.0)  # not after ack_timeout (60 s)
+            assert (again.payload, again.dup) == (b"job", True)
+
+
+def test_disconnect_returns_unacknowledged_messages_at_once(gw: GatewayProcess) -> None:
+    first = consumer(gw, "$queue/unsub", version=MQTT_311)
+    publish(gw.port, "unsub/2", "job2")
+    assert first.receive(ack=False).payload == b"job2"
+    with consumer(gw, "$queue/unsub") as second:
+        first.close()
+        again = second.receive(timeout=1.0)
+        assert (again.payload, again.dup) == (b"job2", True)
+
+
+# ------------------------------------------------------------------------------ item 6
+
+def test_an_explicit_queue_takes_precedence_over_a_template(gw: GatewayProcess,
+                                                            admin: Admin) -> None:
+    publish(gw.port, "lamp/l1/cmd", "on")
+    publish(gw.port, "lamp/l2/cmd", "off")
+    assert admin.stats("l1cmd")["depth"] == 1
+    assert admin.request("GET", "/api/v1/queues/lamp%2Fl1%2Fcmd").status == 404
+    assert admin.stats("lamp/l2/cmd")["kind"] == "instance"
+    with consumer(gw, "$q/lamp/l1/cmd") as device:
+        assert device.receive().payload == b"on"
+        device.expect_silence(0.3)
+    assert admin.stats("l1cmd")["depth"] == 0
+
+
+# ------------------------------------------------------------------------------ item 7
+
+def test_sticky_does_not_hand_a_rejected_message_straight_back(gw: GatewayProcess) -> None:
+    with consumer(gw, "$queue/st") as a, consumer(gw, "$queue/st") as b:
+        publish(gw.port, "st/key", "m1")
+        got = {}
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            for client in (a, b):
+                with contextlib.suppress(TimeoutError):
+                    got[id(client)] = (client, client.receive(timeout=0.1, ack=False))
+        ((owner, message),) = got.values()
+        other = b if owner is a else a
+        owner.send_packet(PubAck(message.packet_id, 0x80))
+        again = other.receive(timeout=2.0)
+        assert (again.payload, again.dup) == (b"m1", True)
+        owner.expect_silence(0.3)
+        publish(gw.port, "st/key", "m2")  # the key now lives with the other consumer
+        assert other.receive().payload == b"m2"
+        owner.expect_silence(0.3)
