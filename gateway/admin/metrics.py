@@ -38,6 +38,7 @@ _QUEUE_COUNTERS = {
     "expired": "messages expired (ttl or message expiry)",
     "nacked": "messages rejected by a consumer",
     "blocked": "times a producer was paused by a full block queue",
+    "oversize": "messages skipped for a consumer whose Maximum Packet Size they exceed",
 }
 
 

@@ -236,7 +236,11 @@ class Connection(asyncio.Protocol):
             data = encode_publish(Publish(msg.topic, msg.payload, out.qos, out.retain, out.dup,
                                           packet_id), self.version)
         if len(data) > self.max_packet_out:
-            self.broker.outgoing_done(self, out, packet_id)
+            if out.token:  # a queue offers it to another consumer or dead-letters it, later
+                self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
+                                           Reason.PACKET_TOO_LARGE)
+            else:
+                self.broker.outgoing_done(self, out, packet_id)
             return
         self.broker.stats.messages_sent += 1
         self.send(data)

@@ -56,7 +56,7 @@ class RoundRobin:
         start = self._next
         for i in range(n):
             m = members[(start + i) % n]
-            if m is not exclude and m.has_room(max_inflight):
+            if m is not exclude and m.can_take(entry) and m.has_room(max_inflight):
                 self._next = (start + i + 1) % n
                 return m
         return None
@@ -79,7 +79,7 @@ class LeastInflight:
         start = self._start = (self._start + 1) % n if n else 0
         for i in range(n):
             m = members[(start + i) % n]
-            if m is exclude or not m.active:
+            if m is exclude or not m.active or not m.can_take(entry):
                 continue
             count = len(m.inflight) if m.qos else 0
             if count < best_n and m.consumer.queue_capacity() > 0:
@@ -100,7 +100,8 @@ class Random:
 
     def pick(self, members: list[Member], max_inflight: int, entry: Entry) -> Member | None:
         exclude = _excluded(members, entry)
-        room = [m for m in members if m is not exclude and m.has_room(max_inflight)]
+        room = [m for m in members
+                if m is not exclude and m.can_take(entry) and m.has_room(max_inflight)]
         return self._rng.choice(room) if room else None
 
     def forget(self, member: Member) -> None:
@@ -120,7 +121,8 @@ class Sticky:
         key = sticky_key(entry)
         owner = self._owner.get(key)
         # A key moves when its consumer rejected this message and another one can take it.
-        if owner is not None and owner.active and owner is not _excluded(members, entry):
+        if (owner is not None and owner.active and owner.can_take(entry)
+                and owner is not _excluded(members, entry)):
             return owner if owner.has_room(max_inflight) else None
         chosen = self._least.pick(members, max_inflight, entry)
         if chosen is not None:

@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
+from gateway.queues.deadletter import mark_dead
 from gateway.queues.model import (
     NO_MATCH,
+    PACKET_TOO_LARGE,
     REJECTED,
     TOPIC_FILTER_INVALID,
+    UNSPECIFIED_ERROR,
     Consumer,
     Entry,
     Member,
@@ -178,11 +181,16 @@ class QueueEngine:
                 self._prune(consumer)
             self._run_wakes()
 
-    def reject(self, consumer: Consumer, token: int) -> None:
-        """5.0 PUBACK with a reason >= 0x80: redeliver to another consumer if there is one."""
+    def reject(self, consumer: Consumer, token: int, reason: int = UNSPECIFIED_ERROR) -> None:
+        """5.0 PUBACK with a reason >= 0x80: redeliver to another consumer if there is one.
+        0x95 (Packet too large) is the broker's own: the message exceeds the consumer's
+        Maximum Packet Size, and was never sent to it."""
         member = self._holder(consumer, token)
         if member is not None:
-            member.queue.reject(member, token)
+            if reason == PACKET_TOO_LARGE:
+                member.queue.too_large(member, token)
+            else:
+                member.queue.reject(member, token)
             self._run_wakes()
 
     def consumer_ready(self, consumer: Consumer) -> None:
@@ -289,10 +297,11 @@ class QueueEngine:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _dead_letter(self, queue: Queue, entry: Entry) -> None:
-        """Move a message past max_deliveries to the dead-letter queue, in one transaction."""
-        message = entry.message
-        assert message is not None
+    def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
+        """Move a message to the dead-letter queue, in one transaction, marked with why and
+        where from (user properties `x-death-reason`, `x-death-queue`)."""
+        assert entry.message is not None
+        message = mark_dead(entry.message, reason, queue.name)
         dlq = self._reg.dead_letter_queue(queue)
         dlq.enqueue(message, entry.size, pack_props(message.properties), None,
                     self._clock())

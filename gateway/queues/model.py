@@ -20,6 +20,7 @@ Kind = Literal["standard", "last_value", "template", "instance", "dead_letter"]
 QUOTA_EXCEEDED = 0x97
 UNSPECIFIED_ERROR = 0x80
 TOPIC_FILTER_INVALID = 0x8F
+PACKET_TOO_LARGE = 0x95
 ENTRY_OVERHEAD = 200  # bytes of RAM an in-memory message costs beyond its topic and payload
 NEVER = float("inf")
 
@@ -100,6 +101,7 @@ class QueueStats:
     expired: int
     nacked: int
     blocked: int
+    oversize: int
 
 
 @dataclass(slots=True)
@@ -116,13 +118,14 @@ class Counters:
     expired: int = 0
     nacked: int = 0
     blocked: int = 0
+    oversize: int = 0
 
 
 class Entry:
     """One stored message of one queue, in RAM (ready or in flight) or a stub of one on disk."""
 
     __slots__ = ("avoid", "created", "deadline", "deliveries", "id", "lv_key", "member",
-                 "message", "sent_at", "size")
+                 "message", "sent_at", "size", "too_big")
 
     def __init__(self, id_: int, message: Message | None, size: int, lv_key: str | None,
                  deliveries: int, created: float, deadline: float) -> None:
@@ -136,6 +139,7 @@ class Entry:
         self.sent_at = 0.0
         self.member: Member | None = None
         self.avoid: Member | None = None  # rejected by this consumer: prefer another
+        self.too_big: set[Member] | None = None  # over these consumers' Maximum Packet Size
 
 
 @dataclass(slots=True, eq=False)
@@ -149,6 +153,10 @@ class Member:
     acked: int = 0
     active: bool = True  # False once it has left the queue (UNSUBSCRIBE, queue deleted)
     filters: set[str] = field(default_factory=set)  # the consumer's filters naming this queue
+
+    def can_take(self, entry: Entry) -> bool:
+        """Whether `entry` fits this consumer's Maximum Packet Size (as far as we know)."""
+        return entry.too_big is None or self not in entry.too_big
 
     def has_room(self, max_inflight: int) -> bool:
         if not self.active:

@@ -313,6 +313,30 @@ class Queue:
         self.give_back([entry], avoid=member)
         return True
 
+    def too_large(self, member: Member, token: int) -> None:
+        """The message exceeds `member`'s Maximum Packet Size and was not sent: not a delivery.
+        It goes to another consumer that may take it, else to the dead-letter queue (a
+        dead-letter queue keeps it for a consumer that can take it)."""
+        entry = member.inflight.pop(token, None)
+        if entry is None:
+            return
+        entry.deliveries -= 1
+        self.ctx.store.set_deliveries(entry.id, entry.deliveries)
+        self.c.oversize += 1
+        log.info("queue %s: message %d (%d bytes) exceeds the Maximum Packet Size of %s",
+                 self.name, entry.id, entry.size, member.consumer.client_id)
+        entry.too_big = (entry.too_big or set()) | {member}
+        if self.kind == "dead_letter" or any(
+                m.active and m.can_take(entry) for m in self.members):
+            self.give_back([entry])
+            return
+        self._landed(entry)
+        self._forget(entry)
+        self.c.dead_lettered += 1
+        self.ctx.dead_letter(self, entry, "packet_too_large")
+        self.wake_if_room()
+        self.dispatch()
+
     def give_back(self, entries: list[Entry], avoid: Member | None = None) -> None:
         """In-flight messages return to the head of the queue, oldest first, for redelivery;
         past max_deliveries to the dead-letter queue; superseded last values are dropped."""
@@ -323,7 +347,7 @@ class Queue:
                 self._landed(entry)
                 self._forget(entry)
                 self.c.dead_lettered += 1
-                self.ctx.dead_letter(self, entry)
+                self.ctx.dead_letter(self, entry, "max_deliveries")
         for entry in reversed(ordered):  # the rest go back to the head, oldest first
             if limit and entry.deliveries >= limit:
                 continue

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.messages import Message
+from gateway.queues.deadletter import REASON, SOURCE, mark
 from gateway.queues.model import QueueStats
 from gateway.queues.queue import Queue
 
@@ -48,7 +50,7 @@ def snapshot(q: Queue, now: float) -> QueueStats:
         lag_seconds=_age(now, unacked), oldest_age=_age(now, waiting),
         enqueued=c.enqueued, acked=c.acked, redelivered=c.redelivered, dropped=c.dropped,
         rejected=c.rejected, replaced=c.replaced, dead_lettered=c.dead_lettered,
-        expired=c.expired, nacked=c.nacked, blocked=c.blocked)
+        expired=c.expired, nacked=c.nacked, blocked=c.blocked, oversize=c.oversize)
 
 
 def _age(now: float, then: float | None) -> float:
@@ -75,9 +77,10 @@ def details(q: Queue, now: float, dead_letter: Queue | None) -> dict[str, Any]:
     }
 
 
-def _preview(message: Any, deliveries: int) -> dict[str, Any]:
-    payload: bytes = message.payload
+def _preview(message: Message, deliveries: int) -> dict[str, Any]:
+    payload = message.payload
     text = payload[:PREVIEW_BYTES].decode("utf-8", "replace")
     return {"topic": message.topic, "payload": text, "bytes": len(payload),
             "client_id": message.client_id, "created": message.created,
-            "deliveries": deliveries}
+            "deliveries": deliveries, "reason": mark(message, REASON),
+            "source": mark(message, SOURCE)}

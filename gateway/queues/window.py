@@ -35,7 +35,7 @@ class Context:
                  "window")
 
     def __init__(self, store: QueueStore, clock: Callable[[], float], window: int, budget: int,
-                 dead_letter: Callable[[Queue, Entry], None]) -> None:
+                 dead_letter: Callable[[Queue, Entry, str], None]) -> None:
         self.store = store
         self.clock = clock
         self.window = window

@@ -50,6 +50,10 @@ name = "l1cmd"
 filter = "st/#"
 name = "st"
 dispatch = "sticky"
+
+[[queues]]
+filter = "sized/#"
+name = "sized"
 """
 
 
@@ -185,3 +189,27 @@ def test_sticky_does_not_hand_a_rejected_message_straight_back(gw: GatewayProces
         publish(gw.port, "st/key", "m2")  # the key now lives with the other consumer
         assert other.receive().payload == b"m2"
         owner.expect_silence(0.3)
+
+
+# ------------------------------------------------------------------------------ item 4
+
+def test_a_message_too_large_for_a_consumer_goes_to_another_or_is_dead_lettered(
+        gw: GatewayProcess, admin: Admin) -> None:
+    small = connected(gw.port, "small-device", MQTT_5, properties={"maximum_packet_size": 200})
+    with small:
+        assert small.subscribe("$queue/sized", qos=1).reason_codes == [1]
+        publish(gw.port, "sized/1", "x" * 500)  # nobody else can take it: a dead letter
+        wait_until(lambda: admin.stats("sized")["dead_lettered"] == 1, 3, "the dead letter")
+        publish(gw.port, "sized/1", "fits")  # the head of the queue is not blocked
+        assert small.receive().payload == b"fits"
+        with consumer(gw, "$queue/sized") as big:
+            publish(gw.port, "sized/1", "y" * 500, "z" * 500)
+            got = [big.receive() for _ in range(2)]
+            assert sorted(m.payload[:1] for m in got) == [b"y", b"z"]
+            assert not any(m.dup for m in got)  # it was never sent to the small device
+            small.expect_silence(0.3)
+    stats = admin.stats("sized")
+    assert stats["oversize"] >= 2 and stats["depth"] == 0
+    (dead,) = admin.queue("sized")["dead_letter"]["sample"]
+    assert dead["reason"] == "packet_too_large" and dead["bytes"] == 500
+    assert "edgeq_queue_oversize_total{queue=\"sized\"}" in admin.metrics()

@@ -1,0 +1,33 @@
+"""Dead letters: how a message is marked when it moves to a dead-letter queue, and read back.
+
+A dead letter keeps its topic, payload and properties, and gains two MQTT 5 user properties
+(as RabbitMQ's `x-death` headers): `x-death-reason` (`max_deliveries`, `packet_too_large`,
+`expired`) and `x-death-queue` (the queue it died in, which a replay returns it to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gateway.messages import Message
+from gateway.mqtt.properties import Properties
+
+REASON = "x-death-reason"
+SOURCE = "x-death-queue"
+_MARKS = (REASON, SOURCE)
+
+
+def mark_dead(message: Message, reason: str, queue: str) -> Message:
+    """The dead-letter copy of `message`: earlier marks replaced by this death's."""
+    users = [(k, v) for k, v in message.properties.get("user_property", ()) if k not in _MARKS]
+    props: Properties = {**message.properties,
+                         "user_property": [*users, (REASON, reason), (SOURCE, queue)]}
+    return dataclasses.replace(message, properties=props)
+
+
+def mark(message: Message, name: str) -> str | None:
+    """The value of dead-letter mark `name` (REASON or SOURCE), or None."""
+    for k, v in message.properties.get("user_property", ()):
+        if k == name:
+            return v
+    return None
