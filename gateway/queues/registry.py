@@ -333,4 +333,6 @@ def restore(q: Queue, count: int, size: int) -> None:
                 q.bytes -= old.size
                 q.c.replaced += 1
             q.lv[key] = Entry(id_, None, key_size, key, 0, 0.0, NEVER)
-    q.disk.take(store.load_window(q.name, 0, q.ctx.window))
+    room = q.ctx.budget - q.ctx.memory
+    if room > 0:  # else the window fills at the first dispatch, one message at a time at least
+        q.disk.take(store.load_window(q.name, 0, q.ctx.window, room))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.mqtt.packets import MQTT_311, Publish
+from tests.conftest import GatewayFactory
 from tests.queues.e2e import Admin, wait_until
 from tests.support.clients import connected
 from tests.support.procs import GatewayProcess
@@ -78,3 +79,36 @@ def test_large_messages_reach_a_311_consumer_without_cycling(gw: GatewayProcess,
     wait_until(lambda: admin.stats("big")["depth"] == 0, 3, "every message acknowledged")
     stats = admin.stats("big")
     assert (stats["redelivered"], stats["dead_lettered"]) == (0, 0)
+
+
+# ------------------------------------------------------------------------------ item 5
+
+BUDGET = """
+[storage]
+memory_budget = 4194304
+
+[[queues]]
+filter = "heavy/#"
+name = "heavy"
+"""
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_refill_after_a_restart_respects_the_memory_budget(gateway_factory: GatewayFactory,
+                                                           stop: str) -> None:
+    gw = gateway_factory(BUDGET)
+    fill(gw, "heavy/x", 400, 25_000)  # 10 MB on disk; the queue windows may hold 2 MB
+    if stop == "SIGTERM":
+        gw.stop()
+    else:
+        gw.kill()
+    gw.start()
+    admin = Admin(gw)
+    assert admin.stats("heavy")["depth"] == 400
+    time.sleep(1.2)  # a tick measures memory
+    with connected(gw.port, "heavy-reader", MQTT_311) as reader:
+        reader.subscribe("$queue/heavy", qos=1)
+        got = [int.from_bytes(reader.receive().payload[:4], "big") for _ in range(400)]
+    assert got == list(range(400))
+    time.sleep(1.2)
+    assert "memory budget reached" not in gw.log()
