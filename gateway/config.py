@@ -71,6 +71,9 @@ class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     synchronous: Literal["normal", "full"] = "normal"
     memory_budget: Positive = 64 * 1024 * 1024
     queue_window: Positive = 1000
+    max_queues: NonNegative = 1000
+    max_instances: NonNegative = 10_000
+    instance_expiry: NonNegative = 3600
 
 
 class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

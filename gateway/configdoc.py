@@ -48,6 +48,12 @@ DESCRIPTIONS: dict[str, str] = {
     "storage.memory_budget": "Bytes of in-memory queue windows and client buffers; above it the "
                              "broker pauses reading from producers instead of growing.",
     "storage.queue_window": "Messages per queue kept in RAM; the rest wait on disk.",
+    "storage.max_queues": "Queues that may exist, template instances and dead-letter queues "
+                          "not counted; creating one more at run time is refused (0: no limit).",
+    "storage.max_instances": "Template instances that may exist; a PUBLISH or `$q/` SUBSCRIBE "
+                             "that would create one more gets 0x97 Quota exceeded (0: no limit).",
+    "storage.instance_expiry": "Seconds an empty template instance without consumers is kept "
+                               "before it is removed (0: never).",
     "auth": "Authentication and authorisation (docs/operations.md).",
     "auth.allow_anonymous": "Accept clients without a user name.",
     "auth.password_file": "Password file managed with `edgeq passwd` (empty: none).",

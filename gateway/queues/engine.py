@@ -13,6 +13,7 @@ room, never in the middle of one.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
 from gateway.queues.deadletter import mark_dead
+from gateway.queues.limits import CreationLimits
 from gateway.queues.model import (
     NO_MATCH,
     PACKET_TOO_LARGE,
+    QUOTA_EXCEEDED,
     REJECTED,
     TOPIC_FILTER_INVALID,
     UNSPECIFIED_ERROR,
     Consumer,
     Entry,
+    LimitReached,
     Member,
     PublishOutcome,
     QueueError,
@@ -43,6 +47,7 @@ from gateway.store.rows import pack_props
 if TYPE_CHECKING:
     from gateway.store.queues import QueueStore
 
+log = logging.getLogger(__name__)
 MATCHED = tuple(PublishOutcome(n) for n in range(8))
 
 
@@ -57,7 +62,8 @@ class QueueEngine:
         self._ctx = Context(store, clock, settings.queue_window, settings.memory_budget // 2,
                             self._dead_letter)
         self._clock = clock
-        self._reg = Registry(self._ctx)
+        self.limits = CreationLimits(settings, clock)
+        self._reg = Registry(self._ctx, self.limits)
         self._consumers: dict[int, list[Member]] = {}
         self._last_tick: float | None = None
 
@@ -86,7 +92,10 @@ class QueueEngine:
         `blocked` names a full `block` queue: nothing was stored anywhere, the broker pauses
         the producer, calls `wait_for_room` and publishes the same message again later.
         """
-        targets = self._reg.targets(message.topic)
+        try:
+            targets = self._reg.targets(message.topic)
+        except LimitReached:
+            return REJECTED
         if not targets:
             return NO_MATCH
         now = self._clock()
@@ -140,7 +149,10 @@ class QueueEngine:
     def subscribe(self, topic_filter: str, consumer: Consumer, qos: int) -> int:
         """Join the queue `topic_filter` names; 0, or 0x8F for an unknown queue or bad form.
         Deliveries may start before this returns (MQTT allows PUBLISH before SUBACK)."""
-        q = self._reg.resolve(topic_filter)
+        try:
+            q = self._reg.resolve(topic_filter)
+        except LimitReached:
+            return QUOTA_EXCEEDED
         if q is None:
             return TOPIC_FILTER_INVALID
         member = q.join(consumer, qos)
@@ -219,6 +231,13 @@ class QueueEngine:
         """About once a second: expiry, acknowledgement timeouts, rates, stalled dispatch."""
         dt = now - self._last_tick if self._last_tick is not None else 0.0
         self._last_tick = now
+        idle = self._reg.idle_instances(now)
+        for q in idle:
+            self._drop(q)
+        if idle:
+            self.limits.expired += len(idle)
+            log.info("removed %d template instances left empty without consumers for %d s",
+                     len(idle), self.limits.instance_expiry)
         for q in list(self._reg.queues.values()):
             q.expire(now)
             q.time_out(now)

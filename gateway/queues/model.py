@@ -29,6 +29,15 @@ class QueueError(ValueError):
     """A management request that cannot be done; the message says why, for a person."""
 
 
+class LimitReached(QueueError):
+    """Creating a queue or template instance would pass `storage.max_queues` or
+    `storage.max_instances` (`limit` names which); MQTT clients get 0x97 Quota exceeded."""
+
+    def __init__(self, limit: str, text: str) -> None:
+        super().__init__(text)
+        self.limit = limit
+
+
 class Consumer(Protocol):
     """One connected client consuming queues (implemented by the broker's session)."""
 

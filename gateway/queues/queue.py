@@ -62,6 +62,7 @@ class Queue:
         self.has_deadlines = False
         self.in_rate = self.out_rate = 0.0
         self.seen = (0, 0)  # counters at the last rate update
+        self.idle_since = 0.0  # an instance: since when it has been empty without consumers
         self.spec = spec
         self.key_fn: KeyFunc | None = None
         self.apply(spec)

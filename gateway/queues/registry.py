@@ -20,7 +20,8 @@ import msgspec
 from gateway.config import ConfigError, QueueSpec, queue_spec
 from gateway.mqtt.matcher import TopicTrie
 from gateway.mqtt.topics import has_wildcard, matches, topic_name_error
-from gateway.queues.model import NEVER, Entry, Kind, QueueError
+from gateway.queues.limits import CreationLimits
+from gateway.queues.model import NEVER, Entry, Kind, LimitReached, QueueError
 from gateway.queues.naming import Q_PREFIX, QUEUE_PREFIX, dead_letter_name, split_named
 from gateway.queues.queue import Queue
 from gateway.queues.window import Context
@@ -55,8 +56,9 @@ def dead_letter_spec(parent: QueueSpec, name: str) -> QueueSpec:
 class Registry:
     """Every queue by name, the trie of bound filters, templates and dead-letter names."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, limits: CreationLimits) -> None:
         self.ctx = ctx
+        self.limits = limits
         self.queues: dict[str, Queue] = {}
         self.trie: TopicTrie[str, Queue] = TopicTrie()
         self.by_filter: dict[str, Queue] = {}
@@ -68,6 +70,7 @@ class Registry:
 
     def add(self, q: Queue, save: bool = False) -> Queue:
         self.queues[q.name] = q
+        self.limits.counted(q.kind, 1)
         self._bind(q)
         if q.kind != "dead_letter":
             self.dlq_parent[dead_letter_name(q.name)] = q.name
@@ -104,7 +107,8 @@ class Registry:
     def remove(self, q: Queue) -> None:
         self._unbind(q)
         self._targets.clear()
-        self.queues.pop(q.name, None)
+        if self.queues.pop(q.name, None) is not None:
+            self.limits.counted(q.kind, -1)
         self.dlq_parent.pop(dead_letter_name(q.name), None)
 
     def save(self, q: Queue) -> None:
@@ -126,6 +130,7 @@ class Registry:
         name = spec.queue_name
         if name in self.queues or name in self.dlq_parent:
             raise QueueError(f"a queue named {name!r} already exists; choose another name")
+        self.limits.check_queue(name)
         return self.add(Queue(spec, kind_of(spec), self.ctx, origin), save=True)
 
     # -- finding queues --------------------------------------------------------------------
@@ -158,10 +163,12 @@ class Registry:
         return False
 
     def instance(self, template: Queue, topic: str) -> Queue | None:
-        """The instance queue of `topic`, created (and persisted) on first use."""
+        """The instance queue of `topic`, created (and persisted) on first use; LimitReached
+        at `storage.max_instances`."""
         q = self.queues.get(topic)
         if q is not None:
             return q if q.kind == "instance" else None
+        self.limits.check_instance(topic)
         spec = instance_spec(template.spec, topic)
         return self.add(Queue(spec, "instance", self.ctx, "instance", template.name), save=True)
 
@@ -213,9 +220,24 @@ class Registry:
             return None
         try:
             return self.create(QueueSpec(filter=topic_filter, name=name))
+        except LimitReached:
+            raise
         except QueueError as e:
             log.info("refused $queue/%s: %s", rest, e)
             return None
+
+    def idle_instances(self, now: float) -> list[Queue]:
+        """Instances empty and without consumers for `storage.instance_expiry` seconds."""
+        expiry = self.limits.instance_expiry
+        idle: list[Queue] = []
+        for q in self.queues.values():
+            if q.kind != "instance" or q.depth or q.members:
+                q.idle_since = 0.0
+            elif not q.idle_since:
+                q.idle_since = now
+            elif expiry and now - q.idle_since >= expiry:
+                idle.append(q)
+        return idle
 
     # -- start-up --------------------------------------------------------------------------
 
