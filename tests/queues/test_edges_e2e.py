@@ -54,6 +54,11 @@ dispatch = "sticky"
 [[queues]]
 filter = "sized/#"
 name = "sized"
+
+[[queues]]
+filter = "lv/#"
+name = "lv"
+last_value_key = "json:k"
 """
 
 
@@ -213,3 +218,17 @@ def test_a_message_too_large_for_a_consumer_goes_to_another_or_is_dead_lettered(
     (dead,) = admin.queue("sized")["dead_letter"]["sample"]
     assert dead["reason"] == "packet_too_large" and dead["bytes"] == 500
     assert "edgeq_queue_oversize_total{queue=\"sized\"}" in admin.metrics()
+
+
+# ------------------------------------------------------------------------------ last-value types
+
+def test_json_keys_keep_their_type(gw: GatewayProcess, admin: Admin) -> None:
+    publish(gw.port, "lv/x", '{"k": 1, "v": "a"}', '{"k": "1", "v": "b"}', '{"k": true, "v": "c"}',
+            '{"k": "True", "v": "d"}', '{"k": 1.0, "v": "e"}')
+    stats = admin.stats("lv")
+    assert (stats["depth"], stats["replaced"]) == (4, 1)  # only 1.0 replaces 1
+    with consumer(gw, "$queue/lv") as reader:
+        got = sorted(reader.receive().payload for _ in range(4))
+        reader.expect_silence(0.3)
+    assert got == sorted([b'{"k": 1.0, "v": "e"}', b'{"k": "1", "v": "b"}',
+                          b'{"k": true, "v": "c"}', b'{"k": "True", "v": "d"}'])
