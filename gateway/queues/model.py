@@ -55,13 +55,15 @@ class Consumer(Protocol):
 
 @dataclass(slots=True)
 class Delivery:
-    """One message to send to one consumer. `token` comes back in `ack`/`reject`."""
+    """One message to send to one consumer. `token` comes back in `ack`/`reject`; `filters`
+    are the consumer's filters naming the queue (for their subscription options)."""
 
     token: int
     queue: str
     message: Message
     qos: int
     dup: bool
+    filters: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

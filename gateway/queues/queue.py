@@ -265,7 +265,8 @@ class Queue:
             self.ctx.store.delete(entry.id)
             member.acked += 1
             self.c.acked += 1
-            member.consumer.queue_deliver(Delivery(entry.id, self.name, message, 0, dup))
+            member.consumer.queue_deliver(Delivery(entry.id, self.name, message, 0, dup,
+                                                   tuple(member.filters)))
             self.wake_if_room()
             return
         entry.deliveries += 1
@@ -275,7 +276,8 @@ class Queue:
         self.inflight += 1
         self.inflight_bytes += entry.size
         self.ctx.store.set_deliveries(entry.id, entry.deliveries)
-        member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup))
+        member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup,
+                                               tuple(member.filters)))
 
     def _forget(self, entry: Entry) -> None:
         """A RAM message leaves the queue."""

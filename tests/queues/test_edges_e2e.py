@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Unsuback, Unsubscribe
+from gateway.mqtt.packets import (
+    MQTT_5,
+    MQTT_311,
+    PubAck,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+)
 from tests.queues.e2e import Admin, publish, wait_until
 from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
@@ -59,6 +66,10 @@ name = "sized"
 filter = "lv/#"
 name = "lv"
 last_value_key = "json:k"
+
+[[queues]]
+filter = "ids/#"
+name = "ids"
 """
 
 
@@ -232,3 +243,26 @@ def test_json_keys_keep_their_type(gw: GatewayProcess, admin: Admin) -> None:
         reader.expect_silence(0.3)
     assert got == sorted([b'{"k": 1.0, "v": "e"}', b'{"k": "1", "v": "b"}',
                           b'{"k": true, "v": "c"}', b'{"k": "True", "v": "d"}'])
+
+
+# ------------------------------------------------------------------------------ 5.0 options
+
+def test_subscription_identifiers_and_retain_as_published_apply_to_queues(
+        gw: GatewayProcess) -> None:
+    with connected(gw.port, "ids-reader", MQTT_5) as reader:
+        rap = Subscription("$queue/ids", 1, retain_as_published=True)
+        assert reader.subscribe(rap, properties={"subscription_identifier": [7]}) \
+            .reason_codes == [1]
+        with connected(gw.port, "ids-producer", MQTT_5) as producer:
+            producer.publish("ids/a", b"kept", qos=1, retain=True)
+            producer.publish("ids/a", b"plain", qos=1)
+        got = [reader.receive() for _ in range(2)]
+        assert [(m.payload, m.retain, m.properties.get("subscription_identifier"))
+                for m in got] == [(b"kept", True, [7]), (b"plain", False, [7])]
+    with connected(gw.port, "plain-reader", MQTT_5) as reader:
+        reader.subscribe("$queue/ids", qos=1)
+        with connected(gw.port, "ids-producer", MQTT_5) as producer:
+            producer.publish("ids/b", b"kept", qos=1, retain=True)
+        message = reader.receive()
+        assert (message.retain, message.properties.get("subscription_identifier")) == (False,
+                                                                                       None)
