@@ -111,6 +111,9 @@ class QueueSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_inflight: Annotated[int, Meta(ge=1, le=65535)] = 32
     ack_timeout: NonNegative = 60
     max_deliveries: NonNegative = 5
+    redelivery_delay: NonNegative = 0
+    redelivery_delay_max: NonNegative = 60
+    dead_letter_expired: bool = False
 
     @property
     def queue_name(self) -> str:

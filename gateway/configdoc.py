@@ -90,6 +90,11 @@ DESCRIPTIONS: dict[str, str] = {
     "queues.ack_timeout": "Seconds before an unacknowledged message is redelivered (0: never).",
     "queues.max_deliveries": "Deliveries before a message moves to the dead-letter queue "
                              "(0: unlimited).",
+    "queues.redelivery_delay": "Seconds a message rejected by a consumer waits before it is "
+                               "offered again, doubling with each delivery (0: at once).",
+    "queues.redelivery_delay_max": "Upper bound of that delay, in seconds.",
+    "queues.dead_letter_expired": "Move messages that expire (ttl or message expiry) to the "
+                                  "dead-letter queue instead of deleting them.",
     "bridges": "Connections to upstream MQTT brokers (array of tables; docs/bridge.md). Local "
                "topics go up through a durable outbox queue per `out` rule, named "
                "`bridge.<name>.<filter>`; upstream topics come down into the broker.",

@@ -22,7 +22,7 @@ def mark_dead(message: Message, reason: str, queue: str) -> Message:
     users = [(k, v) for k, v in message.properties.get("user_property", ()) if k not in _MARKS]
     props: Properties = {**message.properties,
                          "user_property": [*users, (REASON, reason), (SOURCE, queue)]}
-    return dataclasses.replace(message, properties=props)
+    return dataclasses.replace(message, properties=props, expires_at=None)
 
 
 def mark(message: Message, name: str) -> str | None:

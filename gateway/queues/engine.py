@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
+from gateway.queues import redelivery
 from gateway.queues.deadletter import mark_dead
 from gateway.queues.limits import CreationLimits
 from gateway.queues.model import (
@@ -200,9 +201,9 @@ class QueueEngine:
         member = self._holder(consumer, token)
         if member is not None:
             if reason == PACKET_TOO_LARGE:
-                member.queue.too_large(member, token)
+                redelivery.too_large(member.queue, member, token)
             else:
-                member.queue.reject(member, token)
+                redelivery.reject(member.queue, member, token)
             self._run_wakes()
 
     def consumer_ready(self, consumer: Consumer) -> None:
@@ -240,7 +241,8 @@ class QueueEngine:
                      len(idle), self.limits.instance_expiry)
         for q in list(self._reg.queues.values()):
             q.expire(now)
-            q.time_out(now)
+            redelivery.release_due(q, now)
+            redelivery.time_out(q, now)
             q.disk.unstick(now)
             q.wake_if_room()
             q.dispatch()

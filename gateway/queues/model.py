@@ -135,8 +135,8 @@ class Counters:
 class Entry:
     """One stored message of one queue, in RAM (ready or in flight) or a stub of one on disk."""
 
-    __slots__ = ("avoid", "created", "deadline", "deliveries", "id", "lv_key", "member",
-                 "message", "sent_at", "size", "too_big")
+    __slots__ = ("avoid", "created", "deadline", "deliveries", "held", "id", "lv_key",
+                 "member", "message", "sent_at", "size", "too_big")
 
     def __init__(self, id_: int, message: Message | None, size: int, lv_key: str | None,
                  deliveries: int, created: float, deadline: float) -> None:
@@ -148,6 +148,7 @@ class Entry:
         self.created = created
         self.deadline = deadline
         self.sent_at = 0.0
+        self.held = 0.0  # seconds spent in flight so far: they do not count against the ttl
         self.member: Member | None = None
         self.avoid: Member | None = None  # rejected by this consumer: prefer another
         self.too_big: set[Member] | None = None  # over these consumers' Maximum Packet Size

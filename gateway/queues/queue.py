@@ -32,6 +32,7 @@ from gateway.queues.model import (
     Kind,
     Member,
 )
+from gateway.queues.redelivery import give_back
 from gateway.queues.window import Context, DiskSegment
 from gateway.store.queues import StoredRow
 
@@ -53,6 +54,7 @@ class Queue:
         self.bound = kind not in ("instance", "dead_letter") and origin != "orphan"
         self.ctx = ctx
         self.ready: deque[Entry] = deque()
+        self.delayed: list[tuple[float, int, Entry]] = []  # rejected, waiting to return: a heap
         self.lv: dict[str, Entry] = {}  # key -> its READY message (in RAM or a disk stub)
         self.members: list[Member] = []
         self.waiters: list[Callable[[], None]] = []
@@ -86,7 +88,7 @@ class Queue:
                              if spec.max_messages else INF)
         self.low_bytes = spec.max_bytes * 0.9 if spec.max_bytes else INF
         for entry in self.ready:
-            entry.deadline = self.deadline(entry.message, entry.created)
+            entry.deadline = self.deadline(entry.message, entry.created + entry.held)
             self.has_deadlines |= entry.deadline != NEVER
 
     def deadline(self, message: Message | None, created: float) -> float:
@@ -198,12 +200,19 @@ class Queue:
             return
         ready = self.ready
         while ready and ready[0].deadline <= now:
-            self.remove_ready(ready[0])
-            self.c.expired += 1
+            self.expire_entry(ready[0])
         if not head_only:
             for entry in [e for e in ready if e.deadline <= now]:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
+
+    def expire_entry(self, entry: Entry) -> None:
+        """A ready message in RAM has expired: deleted, or dead-lettered when the queue says
+        `dead_letter_expired`. Counted in `expired` either way."""
+        self.remove_ready(entry)
+        self.c.expired += 1
+        if self.spec.dead_letter_expired and self.kind != "dead_letter":
+            self.c.dead_lettered += 1
+            self.ctx.dead_letter(self, entry, "expired")
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -222,8 +231,7 @@ class Queue:
         while ready:
             entry = ready[0]
             if entry.deadline <= now:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
                 continue
             member = pick(members, max_inflight, entry)
             if member is None:
@@ -241,8 +249,7 @@ class Queue:
             entry = ready[i]
             key = sticky_key(entry)
             if entry.deadline <= now:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
                 continue
             member = None if key in held else pick(self.members, max_inflight, entry)
             if member is None:
@@ -261,7 +268,7 @@ class Queue:
         message = entry.message
         assert message is not None
         if member.qos == 0:  # sending is consuming
-            self._forget(entry)
+            self.count_out(entry)
             self.ctx.store.delete(entry.id)
             member.acked += 1
             self.c.acked += 1
@@ -279,7 +286,7 @@ class Queue:
         member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup,
                                                tuple(member.filters)))
 
-    def _forget(self, entry: Entry) -> None:
+    def count_out(self, entry: Entry) -> None:
         """A RAM message leaves the queue."""
         self.depth -= 1
         self.bytes -= entry.size
@@ -291,8 +298,8 @@ class Queue:
         entry = member.inflight.pop(token, None)
         if entry is None:
             return False
-        self._landed(entry)
-        self._forget(entry)
+        self.landed(entry)
+        self.count_out(entry)
         self.ctx.store.delete(entry.id)
         member.acked += 1
         self.c.acked += 1
@@ -302,86 +309,18 @@ class Queue:
         self.dispatch()
         return True
 
-    def _landed(self, entry: Entry) -> None:
+    def landed(self, entry: Entry) -> None:
         """An in-flight message is no longer in flight."""
         self.inflight -= 1
         self.inflight_bytes -= entry.size
         entry.member = None
 
-    def reject(self, member: Member, token: int) -> bool:
-        entry = member.inflight.pop(token, None)
-        if entry is None:
-            return False
-        self.c.nacked += 1
-        self.give_back([entry], avoid=member)
-        return True
-
-    def too_large(self, member: Member, token: int) -> None:
-        """The message exceeds `member`'s Maximum Packet Size and was not sent: not a delivery.
-        It goes to another consumer that may take it, else to the dead-letter queue (a
-        dead-letter queue keeps it for a consumer that can take it)."""
-        entry = member.inflight.pop(token, None)
-        if entry is None:
-            return
-        entry.deliveries -= 1
-        self.ctx.store.set_deliveries(entry.id, entry.deliveries)
-        self.c.oversize += 1
-        log.info("queue %s: message %d (%d bytes) exceeds the Maximum Packet Size of %s",
-                 self.name, entry.id, entry.size, member.consumer.client_id)
-        entry.too_big = (entry.too_big or set()) | {member}
-        if self.kind == "dead_letter" or any(
-                m.active and m.can_take(entry) for m in self.members):
-            self.give_back([entry])
-            return
-        self._landed(entry)
-        self._forget(entry)
-        self.c.dead_lettered += 1
-        self.ctx.dead_letter(self, entry, "packet_too_large")
-        self.wake_if_room()
-        self.dispatch()
-
-    def give_back(self, entries: list[Entry], avoid: Member | None = None) -> None:
-        """In-flight messages return to the head of the queue, oldest first, for redelivery;
-        past max_deliveries to the dead-letter queue; superseded last values are dropped."""
-        limit = self.spec.max_deliveries
-        ordered = sorted(entries, key=lambda e: e.id)
-        for entry in ordered:  # dead letters keep their queue order
-            if limit and entry.deliveries >= limit:
-                self._landed(entry)
-                self._forget(entry)
-                self.c.dead_lettered += 1
-                self.ctx.dead_letter(self, entry, "max_deliveries")
-        for entry in reversed(ordered):  # the rest go back to the head, oldest first
-            if limit and entry.deliveries >= limit:
-                continue
-            self._landed(entry)
-            key = entry.lv_key
-            if key is not None:
-                if key in self.lv:  # a newer value arrived while this one was out
-                    self._forget(entry)
-                    self.ctx.store.delete(entry.id)
-                    self.c.replaced += 1
-                    continue
-                self.lv[key] = entry
-            entry.avoid = avoid
-            self.ready.appendleft(entry)
-            self.c.redelivered += 1
-        self.wake_if_room()
-        self.dispatch()
-
-    def time_out(self, now: float) -> None:
-        """Messages unacknowledged for ack_timeout seconds go back for redelivery."""
-        timeout = self.spec.ack_timeout
-        if not timeout or not self.inflight:
-            return
-        for member in list(self.members):
-            late = [e for e in member.inflight.values() if now - e.sent_at >= timeout]
-            for entry in late:
-                del member.inflight[entry.id]
-            if late:
-                self.give_back(late, avoid=member)
-            if not member.active and not member.inflight:
-                self.drop_member(member)
+    def returned(self, entry: Entry, now: float) -> None:
+        """An in-flight message comes back unacknowledged: the time it was out does not count
+        against its ttl (message expiry, a wall-clock deadline, still does)."""
+        self.landed(entry)
+        entry.held += max(0.0, now - entry.sent_at)
+        entry.deadline = self.deadline(entry.message, entry.created + entry.held)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -417,7 +356,7 @@ class Queue:
         entries = list(member.inflight.values())
         member.inflight.clear()
         if entries:
-            self.give_back(entries)
+            give_back(self, entries)
 
     # -- room for blocked producers --------------------------------------------------------
 
@@ -442,7 +381,11 @@ class Queue:
             self.depth -= 1
             self.bytes -= row.size
             self.c.expired += 1
-            self.ctx.store.delete(row.id)
+            if self.spec.dead_letter_expired and self.kind != "dead_letter":
+                self.c.dead_lettered += 1
+                self.ctx.dead_letter(self, entry, "expired")
+            else:
+                self.ctx.store.delete(row.id)
             if key is not None and (stub := self.lv.get(key)) is not None and stub.id == row.id:
                 del self.lv[key]
             return
@@ -458,8 +401,10 @@ class Queue:
     def purge(self) -> int:
         """Delete every ready message; in-flight ones complete or return. How many went."""
         purged = self.depth - self.inflight
-        ids = [e.id for e in self.ready]
-        self.ctx.memory -= sum(e.size for e in self.ready) + ENTRY_OVERHEAD * len(ids)
+        waiting = [*self.ready, *(entry for _, _, entry in self.delayed)]
+        ids = [e.id for e in waiting]
+        self.ctx.memory -= sum(e.size for e in waiting) + ENTRY_OVERHEAD * len(ids)
+        self.delayed.clear()
         if ids:
             self.ctx.store.delete_many(ids)
         self.ctx.store.delete_after(self.name, self.disk.cursor)
@@ -475,8 +420,8 @@ class Queue:
         members = list(self.members)
         for member in members:
             for entry in member.inflight.values():
-                self._landed(entry)
-                self._forget(entry)
+                self.landed(entry)
+                self.count_out(entry)
             member.inflight.clear()
             member.active = False
         self.members.clear()

@@ -50,7 +50,7 @@ def dead_letter_spec(parent: QueueSpec, name: str) -> QueueSpec:
     """A dead-letter queue keeps the parent's size limits, never blocks and never loops."""
     return msgspec.structs.replace(parent, name=name, template=False, last_value_key="",
                                    ttl=0, overflow="drop_oldest", max_deliveries=0,
-                                   dispatch="round_robin")
+                                   dispatch="round_robin", dead_letter_expired=False)
 
 
 class Registry:

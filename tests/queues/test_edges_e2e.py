@@ -70,6 +70,24 @@ last_value_key = "json:k"
 [[queues]]
 filter = "ids/#"
 name = "ids"
+
+[[queues]]
+filter = "nack/#"
+name = "nack"
+max_inflight = 1
+max_deliveries = 3
+redelivery_delay = 1
+
+[[queues]]
+filter = "held/#"
+name = "held"
+ttl = 2
+
+[[queues]]
+filter = "stale/#"
+name = "stale"
+ttl = 1
+dead_letter_expired = true
 """
 
 
@@ -266,3 +284,53 @@ def test_subscription_identifiers_and_retain_as_published_apply_to_queues(
         message = reader.receive()
         assert (message.retain, message.properties.get("subscription_identifier")) == (False,
                                                                                        None)
+
+
+# ------------------------------------------------------------------------------ backoff, ttl
+
+def test_a_rejected_message_waits_with_backoff_and_does_not_block_the_queue(
+        gw: GatewayProcess, admin: Admin) -> None:
+    with consumer(gw, "$queue/nack") as worker:
+        publish(gw.port, "nack/1", "poison", "ok")
+        first = worker.receive(ack=False)
+        assert first.payload == b"poison"
+        rejected_at = time.monotonic()
+        worker.send_packet(PubAck(first.packet_id, 0x80))
+        assert worker.receive().payload == b"ok"  # the window of one is not held by the poison
+        again = worker.receive(ack=False, timeout=4)
+        waited = time.monotonic() - rejected_at
+        assert (again.payload, again.dup) == (b"poison", True) and waited >= 0.9
+        worker.send_packet(PubAck(again.packet_id, 0x80))
+        rejected_at = time.monotonic()
+        third = worker.receive(ack=False, timeout=5)
+        assert time.monotonic() - rejected_at >= 1.9  # twice the delay
+        worker.send_packet(PubAck(third.packet_id, 0x80))  # max_deliveries = 3: dead
+        wait_until(lambda: admin.stats("nack")["dead_lettered"] == 1, 3, "the dead letter")
+    (dead,) = admin.queue("nack")["dead_letter"]["sample"]
+    assert (dead["reason"], dead["source"]) == ("max_deliveries", "nack")
+
+
+def test_time_in_flight_does_not_count_against_ttl(gw: GatewayProcess) -> None:
+    holder = consumer(gw, "$queue/held")
+    publish(gw.port, "held/1", "job")
+    assert holder.receive(ack=False).payload == b"job"
+    time.sleep(2.5)  # longer than the ttl, but in flight
+    with consumer(gw, "$queue/held") as other:
+        holder.close()
+        again = other.receive(timeout=2)
+        assert (again.payload, again.dup) == (b"job", True)
+
+
+def test_expired_messages_can_go_to_the_dead_letter_queue(gw: GatewayProcess,
+                                                          admin: Admin) -> None:
+    publish(gw.port, "stale/1", "too late", version=MQTT_5,
+            properties={"message_expiry_interval": 60})
+    wait_until(lambda: admin.stats("stale")["expired"] == 1, 4, "the ttl to pass")
+    assert admin.stats("stale")["dead_lettered"] == 1
+    (dead,) = admin.queue("stale")["dead_letter"]["sample"]
+    assert dead["reason"] == "expired"
+    with consumer(gw, "$queue/$dlq/stale") as inspector:
+        message = inspector.receive()
+        assert message.payload == b"too late"
+        assert "message_expiry_interval" not in message.properties  # a dead letter stays
+        assert ("x-death-reason", "expired") in message.properties["user_property"]

@@ -36,14 +36,17 @@ def test_cli_creates_lists_shows_purges_and_deletes(gateway_factory: GatewayFact
     out = edgeq_ok(gw.data_dir, "create", "orders/+", "--name", "orders", "--dispatch", "sticky",
                    "--last-value-key", "topic_level:1", "--max-messages", "50",
                    "--max-bytes", "100000", "--ttl", "600", "--overflow", "reject_new",
-                   "--max-inflight", "3", "--ack-timeout", "5", "--max-deliveries", "2")
+                   "--max-inflight", "3", "--ack-timeout", "5", "--max-deliveries", "2",
+                   "--redelivery-delay", "2", "--redelivery-delay-max", "30",
+                   "--dead-letter-expired", "true")
     assert out == "created queue orders\n"
     shown = json.loads(edgeq_ok(gw.data_dir, "show", "orders"))
     assert shown["settings"] == {
         "filter": "orders/+", "name": "orders", "dispatch": "sticky",
         "last_value_key": "topic_level:1", "template": False, "max_messages": 50,
         "max_bytes": 100000, "ttl": 600, "overflow": "reject_new", "max_inflight": 3,
-        "ack_timeout": 5, "max_deliveries": 2}
+        "ack_timeout": 5, "max_deliveries": 2, "redelivery_delay": 2,
+        "redelivery_delay_max": 30, "dead_letter_expired": True}
     assert shown["origin"] == "runtime" and shown["stats"]["kind"] == "last_value"
 
     publish(gw.port, "orders/a", "1", "2")  # same key: the second replaces the first
