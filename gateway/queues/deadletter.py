@@ -25,6 +25,16 @@ def mark_dead(message: Message, reason: str, queue: str) -> Message:
     return dataclasses.replace(message, properties=props, expires_at=None)
 
 
+def unmark(message: Message, now: float) -> Message:
+    """A dead letter as it re-enters a queue on replay: marks removed, enqueued anew at `now`."""
+    users = [(k, v) for k, v in message.properties.get("user_property", ()) if k not in _MARKS]
+    props: Properties = {k: v for k, v in message.properties.items()  # type: ignore[assignment]
+                         if k != "user_property"}
+    if users:
+        props["user_property"] = users
+    return dataclasses.replace(message, properties=props, created=now)
+
+
 def mark(message: Message, name: str) -> str | None:
     """The value of dead-letter mark `name` (REASON or SOURCE), or None."""
     for k, v in message.properties.get("user_property", ()):

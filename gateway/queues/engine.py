@@ -13,6 +13,7 @@ room, never in the middle of one.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
 from gateway.queues import redelivery
-from gateway.queues.deadletter import mark_dead
+from gateway.queues.deadletter import SOURCE, mark, mark_dead, unmark
 from gateway.queues.limits import CreationLimits
 from gateway.queues.model import (
     NO_MATCH,
@@ -41,7 +42,7 @@ from gateway.queues.model import (
 from gateway.queues.naming import dead_letter_name, is_queue_filter
 from gateway.queues.queue import ADMIT, BLOCK, DROP_NEW, REJECT, Queue
 from gateway.queues.registry import Registry
-from gateway.queues.stats import details, snapshot, update_rates
+from gateway.queues.stats import details, preview, snapshot, update_rates
 from gateway.queues.window import Context
 from gateway.store.rows import pack_props
 
@@ -292,6 +293,58 @@ class QueueEngine:
         count = q.purge()
         self._run_wakes()
         return count
+
+    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The oldest `limit` ready messages of `name` as `show` samples them, consuming
+        nothing; at most the queue's RAM window (`storage.queue_window`)."""
+        q = self._reg.get(name)
+        if q.kind == "template":
+            raise QueueError(f"{name!r} is a template; peek one of its instances")
+        return [preview(e.message, e.deliveries) for e in itertools.islice(q.ready, limit)
+                if e.message is not None]
+
+    def replay(self, name: str) -> int:
+        """Move the dead letters of `name` (a queue, or a dead-letter queue) that are in RAM
+        back into the queues they died in, unmarked and as new; how many moved. A source
+        that is full, gone for good or refuses keeps its dead letters where they are."""
+        dlq = self._dead_letters_of(self._reg.get(name))
+        if dlq is None:
+            return 0
+        now = self._clock()
+        moved = 0
+        for entry in list(dlq.ready):
+            assert entry.message is not None
+            target = self._replay_target(dlq, entry.message)
+            message = unmark(entry.message, now)
+            verdict, key = target.admit(message, entry.size, now) if target else (BLOCK, None)
+            if target is None or verdict != ADMIT:
+                continue
+            target.enqueue(message, entry.size, pack_props(message.properties), key, now)
+            dlq.remove_ready(entry)
+            moved += 1
+        self._run_wakes()
+        return moved
+
+    def _dead_letters_of(self, q: Queue) -> Queue | None:
+        if q.kind == "dead_letter":
+            return q
+        parent = q
+        if q.kind == "instance" and q.parent in self._reg.queues:
+            parent = self._reg.queues[q.parent]
+        return self._reg.queues.get(dead_letter_name(parent.name))
+
+    def _replay_target(self, dlq: Queue, message: Message) -> Queue | None:
+        """The queue a dead letter died in (an expired instance comes back)."""
+        q = self._reg.queues.get(mark(message, SOURCE) or dlq.parent)
+        if q is None or q.kind == "template":
+            template = q or self._reg.queues.get(dlq.parent)
+            if template is None or template.kind != "template":
+                return None
+            try:
+                q = self._reg.instance(template, message.topic)
+            except LimitReached:
+                return None
+        return q if q is not None and q.kind != "dead_letter" else None
 
     def stats(self) -> list[QueueStats]:
         now = self._clock()

@@ -71,13 +71,13 @@ def details(q: Queue, now: float, dead_letter: Queue | None) -> dict[str, Any]:
             for m in q.members],
         "dead_letter": None if dead_letter is None else {
             "name": dead_letter.name, "depth": dead_letter.depth,
-            "sample": [_preview(e.message, e.deliveries)
+            "sample": [preview(e.message, e.deliveries)
                        for e in list(dead_letter.ready)[:SAMPLE_SIZE] if e.message],
         },
     }
 
 
-def _preview(message: Message, deliveries: int) -> dict[str, Any]:
+def preview(message: Message, deliveries: int) -> dict[str, Any]:
     payload = message.payload
     text = payload[:PREVIEW_BYTES].decode("utf-8", "replace")
     return {"topic": message.topic, "payload": text, "bytes": len(payload),
