@@ -191,8 +191,6 @@ class QueueEngine:
         member = self._holder(consumer, token)
         if member is not None:
             member.queue.ack(member, token)
-            if not member.active:
-                self._prune(consumer)
             self._run_wakes()
 
     def reject(self, consumer: Consumer, token: int, reason: int = UNSPECIFIED_ERROR) -> None:

@@ -303,8 +303,6 @@ class Queue:
         self.ctx.store.delete(entry.id)
         member.acked += 1
         self.c.acked += 1
-        if not member.active and not member.inflight:
-            self.drop_member(member)
         self.wake_if_room()
         self.dispatch()
         return True

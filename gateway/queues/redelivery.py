@@ -131,5 +131,3 @@ def time_out(q: Queue, now: float) -> None:
             del member.inflight[entry.id]
         if late:
             give_back(q, late, avoid=member)
-        if not member.active and not member.inflight:
-            q.drop_member(member)
