@@ -4,6 +4,7 @@ replay into the source queue, purge (issue 16)."""
 from __future__ import annotations
 
 import json
+import time
 
 from gateway.mqtt.packets import MQTT_5, PubAck
 from tests.conftest import GatewayFactory
@@ -39,6 +40,12 @@ def test_list_peek_replay_and_purge_dead_letters(gateway_factory: GatewayFactory
     publish(gw.port, "dev/a/cmd", "a1")
     kill_all(gw.port, "dev/a/cmd", 1)
     wait_until(lambda: admin.stats("$dlq/work")["depth"] == 3, 3, "three dead letters")
+    time.sleep(0.3)  # a commit cycle
+    gw.kill()  # dead letters, their names and marks survive a crash
+    gw.start()
+    admin = Admin(gw)
+    assert admin.stats("$dlq/work")["kind"] == "dead_letter"
+    assert admin.queue("work")["dead_letter"]["depth"] == 3
 
     listed = table(edgeq_ok(gw.data_dir, "list", "--kind", "dead_letter"))
     assert set(listed) == {"$dlq/work", "$dlq/dev/+/cmd"}
