@@ -25,6 +25,7 @@ from gateway.queues.model import NEVER, Entry, Kind, LimitReached, QueueError
 from gateway.queues.naming import Q_PREFIX, QUEUE_PREFIX, dead_letter_name, split_named
 from gateway.queues.queue import Queue
 from gateway.queues.window import Context
+from gateway.store.queues import StoredQueue
 
 log = logging.getLogger(__name__)
 _spec_decoder = msgspec.json.Decoder(QueueSpec)
@@ -244,6 +245,8 @@ class Registry:
     def load(self, specs: list[QueueSpec]) -> None:
         store = self.ctx.store
         stored = {row.name: row for row in store.load_definitions()}
+        if self._rename_dead_letter_queues(stored):
+            stored = {row.name: row for row in store.load_definitions()}
         summaries = store.load_summaries()
         self.ctx.last_id = store.max_id()
         for spec in specs:
@@ -274,6 +277,23 @@ class Registry:
                 self.add(Queue(QueueSpec(filter=name), "standard", self.ctx, "orphan"))
         for name, (count, size) in summaries.items():
             restore(self.queues[name], count, size)
+
+    def _rename_dead_letter_queues(self, stored: dict[str, StoredQueue]) -> bool:
+        """Dead-letter queues of earlier versions (`orders.dlq`) take their `$dlq/` name."""
+        renamed = False
+        for row in stored.values():
+            origin, _, parent = row.origin.partition(":")
+            new = dead_letter_name(parent)
+            if origin != "dlq" or not parent or row.name == new or new in stored:
+                continue
+            try:
+                spec = msgspec.structs.replace(_spec_decoder.decode(row.spec), name=new)
+            except msgspec.DecodeError:
+                continue  # reported and skipped by `load`
+            self.ctx.store.rename_now(row.name, new, encode_spec(spec))
+            log.info("dead-letter queue %s renamed %s", row.name, new)
+            renamed = True
+        return renamed
 
     def _add_stored(self, origin: str, parent: str, spec: QueueSpec) -> None:
         if origin == "instance":

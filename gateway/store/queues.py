@@ -124,6 +124,14 @@ class QueueStore:
         row = self.committer.connection.execute("SELECT max(id) FROM queue_messages").fetchone()
         return int(row[0] or 0)
 
+    def rename_now(self, old: str, new: str, spec: bytes) -> None:
+        """Start-up only: give a queue and its messages a new name, in one transaction."""
+        conn = self.committer.connection
+        conn.execute("BEGIN")
+        conn.execute("UPDATE queue_messages SET queue = ? WHERE queue = ?", (new, old))
+        conn.execute("UPDATE queues SET name = ?, spec = ? WHERE name = ?", (new, spec, old))
+        conn.execute("COMMIT")
+
     def load_keys(self, queue: str) -> list[tuple[str, int, int]]:
         """(last-value key, id, size) of every keyed message of `queue`, oldest first."""
         return self.committer.connection.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from tests.queues.conftest import HarnessFactory, Worker, spec
 
 
@@ -155,3 +157,21 @@ def test_unsubscribe_returns_what_is_in_flight_at_once(make_engine: HarnessFacto
     assert h.stats("jobs").depth == 1
     assert h.stats("jobs").consumers == 1
     assert not h.engine.unsubscribe("$q/jobs", w)
+
+
+def test_an_old_style_dead_letter_queue_takes_its_new_name(make_engine: HarnessFactory) -> None:
+    h = make_engine(spec("jobs", name="orders", max_deliveries=1))
+    w = Worker("w")
+    h.engine.subscribe("$queue/orders", w, 1)
+    h.publish("jobs", "poison")
+    h.engine.detach(w)
+    h.settle()
+    h.engine.flush()
+    h.settle()
+    with sqlite3.connect(h.path) as conn:  # what an earlier version wrote
+        conn.execute("UPDATE queue_messages SET queue = 'orders.dlq' WHERE queue = '$dlq/orders'")
+        conn.execute("UPDATE queues SET name = 'orders.dlq' WHERE name = '$dlq/orders'")
+    h.restart()
+    assert [r[0] for r in h.rows("$dlq/orders")] == [b"poison"]
+    assert h.stats("$dlq/orders").kind == "dead_letter"
+    assert all(s.name != "orders.dlq" for s in h.engine.stats())
