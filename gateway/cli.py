@@ -52,12 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin = argparse.ArgumentParser(add_help=False)
     _admin_flags(admin)
-    queue = commands.add_parser("queue", help="list, show, create, purge or delete queues")
+    queue = commands.add_parser("queue", help="list, show, create, peek, replay, purge or "
+                                              "delete queues")
     actions = queue.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="every queue with depth and lag", parents=[admin])
+    listing = actions.add_parser("list", help="every queue with depth and lag", parents=[admin])
+    listing.add_argument("--kind", choices=["standard", "last_value", "template", "instance",
+                                            "dead_letter"], help="only queues of this kind")
     for name, text in (("show", "one queue in detail"), ("purge", "drop every ready message"),
-                       ("delete", "remove a queue and its messages")):
+                       ("delete", "remove a queue and its messages"),
+                       ("replay", "move a queue's dead letters back into their queues")):
         actions.add_parser(name, help=text, parents=[admin]).add_argument("name")
+    peek = actions.add_parser("peek", help="the oldest ready messages, without consuming them",
+                              parents=[admin])
+    peek.add_argument("name")
+    peek.add_argument("--limit", type=int, default=10, help="how many (default 10)")
     create = actions.add_parser("create", help="declare a queue at run time", parents=[admin])
     create.add_argument("filter")
     for option in QUEUE_OPTIONS:
@@ -172,7 +180,13 @@ def _check_config(path: str | None) -> int:
 def _queue(args: argparse.Namespace) -> int:
     client = AdminClient.discover(args.url, args.token, args.data_dir)
     if args.action == "list":
-        _print_table(client.queues())
+        _print_table([q for q in client.queues() if args.kind in (None, q["kind"])])
+    elif args.action == "peek":
+        for message in client.peek(args.name, args.limit):
+            print(json.dumps(message))
+    elif args.action == "replay":
+        print(f"replayed {client.replay(args.name)} dead letters of {args.name} into their "
+              "queues")
     elif args.action == "show":
         print(json.dumps(client.queue(args.name), indent=2))
     elif args.action == "purge":

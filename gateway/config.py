@@ -82,6 +82,9 @@ class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     synchronous: Literal["normal", "full"] = "full"
     memory_budget: Positive = 64 * 1024 * 1024
     queue_window: Positive = 1000
+    max_queues: NonNegative = 1000
+    max_instances: NonNegative = 10_000
+    instance_expiry: NonNegative = 3600
 
 
 class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +125,9 @@ class QueueSpec(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_inflight: Annotated[int, Meta(ge=1, le=65535)] = 32
     ack_timeout: NonNegative = 60
     max_deliveries: NonNegative = 5
+    redelivery_delay: NonNegative = 0
+    redelivery_delay_max: NonNegative = 60
+    dead_letter_expired: bool = False
 
     @property
     def queue_name(self) -> str:
@@ -315,11 +321,12 @@ def _check_bridges(config: Config, queue_names: set[str]) -> None:
 def _check_queue(q: QueueSpec, where: str) -> None:
     from gateway.mqtt.topics import has_wildcard, topic_filter_error
     from gateway.queues.keys import key_expression_error
+    from gateway.queues.naming import RESERVED_FILTER_PREFIXES
 
     error = topic_filter_error(q.filter)
-    if error or q.filter.startswith(("$q/", "$queue/", "$share/")):
-        raise ConfigError(f"{where}.filter: {q.filter!r} is not a usable topic filter"
-                          f" ({error or 'reserved prefix'})")
+    if error or q.filter.startswith(RESERVED_FILTER_PREFIXES):
+        why = error or "the prefixes $q/, $queue/, $share/ and $dlq/ are reserved"
+        raise ConfigError(f"{where}.filter: {q.filter!r} is not a usable topic filter ({why})")
     if q.name and not QUEUE_NAME.fullmatch(q.name):
         raise ConfigError(f"{where}.name: {q.name!r} must match [0-9A-Za-z][-.0-9A-Za-z_]*")
     if q.template and not has_wildcard(q.filter):

@@ -54,6 +54,12 @@ DESCRIPTIONS: dict[str, str] = {
     "storage.memory_budget": "Bytes of in-memory queue windows and client buffers; above it the "
                              "broker pauses reading from producers instead of growing.",
     "storage.queue_window": "Messages per queue kept in RAM; the rest wait on disk.",
+    "storage.max_queues": "Queues that may exist, template instances and dead-letter queues "
+                          "not counted; creating one more at run time is refused (0: no limit).",
+    "storage.max_instances": "Template instances that may exist; a PUBLISH or `$q/` SUBSCRIBE "
+                             "that would create one more gets 0x97 Quota exceeded (0: no limit).",
+    "storage.instance_expiry": "Seconds an empty template instance without consumers is kept "
+                               "before it is removed (0: never).",
     "auth": "Authentication and authorisation (docs/operations.md).",
     "auth.allow_anonymous": "Accept clients without a user name.",
     "auth.password_file": "Password file managed with `edgeq passwd` (empty: none).",
@@ -95,6 +101,11 @@ DESCRIPTIONS: dict[str, str] = {
     "queues.ack_timeout": "Seconds before an unacknowledged message is redelivered (0: never).",
     "queues.max_deliveries": "Deliveries before a message moves to the dead-letter queue "
                              "(0: unlimited).",
+    "queues.redelivery_delay": "Seconds a message rejected by a consumer waits before it is "
+                               "offered again, doubling with each delivery (0: at once).",
+    "queues.redelivery_delay_max": "Upper bound of that delay, in seconds.",
+    "queues.dead_letter_expired": "Move messages that expire (ttl or message expiry) to the "
+                                  "dead-letter queue instead of deleting them.",
     "bridges": "Connections to upstream MQTT brokers (array of tables; docs/bridge.md). Local "
                "topics go up through a durable outbox queue per `out` rule, named "
                "`bridge.<name>.<filter>`; upstream topics come down into the broker.",

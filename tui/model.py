@@ -130,7 +130,7 @@ class DeadLetter:
 @dataclass(frozen=True, slots=True)
 class QueueDetail:
     """A queue's drill-down (`GET /queues/<name>`): figures, settings, consumers and its
-    dead-letter queue (`<name>.dlq`, absent until a message is first dead-lettered)."""
+    dead-letter queue (`$dlq/<name>`, absent until a message is first dead-lettered)."""
 
     stats: QueueRow
     settings: dict[str, Any] = field(default_factory=dict)

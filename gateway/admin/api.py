@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import msgspec
 
@@ -109,6 +109,11 @@ class AdminApi:
                 return self._create(request.json())
             case "GET", ["queues", name]:
                 return Response.json(self._guard(lambda: engine.show(name)))
+            case "GET", ["queues", name, "messages"]:
+                limit = _limit(request.query)
+                return Response.json(self._guard(lambda: engine.peek(name, limit)))
+            case "POST", ["queues", name, "replay"]:
+                return Response.json({"replayed": self._guard(lambda: engine.replay(name))})
             case "POST", ["queues", name, "purge"]:
                 return Response.json({"purged": self._guard(lambda: engine.purge(name))})
             case "DELETE", ["queues", name]:
@@ -132,6 +137,14 @@ class AdminApi:
             return action()
         except QueueError as e:
             raise HttpError(404 if "no queue" in str(e) else 400, str(e)) from None
+
+
+def _limit(query: str) -> int:
+    """`?limit=N` of a peek: 10 by default."""
+    value = parse_qs(query).get("limit", ["10"])[-1]
+    if not value.isdigit() or not 0 < int(value) <= 100_000:
+        raise HttpError(400, f"limit: {value!r} is not a whole number from 1 to 100000")
+    return int(value)
 
 
 async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio.Server:

@@ -98,6 +98,13 @@ class AdminClient:
     def purge(self, name: str) -> int:
         return int(self.request("POST", f"queues/{quote(name, safe='')}/purge")["purged"])
 
+    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
+        return self.request(  # type: ignore[no-any-return]
+            "GET", f"queues/{quote(name, safe='')}/messages?limit={limit}")
+
+    def replay(self, name: str) -> int:
+        return int(self.request("POST", f"queues/{quote(name, safe='')}/replay")["replayed"])
+
     def delete(self, name: str) -> None:
         self.request("DELETE", f"queues/{quote(name, safe='')}")
 

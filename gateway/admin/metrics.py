@@ -40,11 +40,29 @@ _QUEUE_COUNTERS = {
     "blocked": "times a producer was paused by a full block queue",
     "key_errors": "messages kept without a last-value key: payload beyond the size or nesting "
                   "limit",
+    "oversize": "messages skipped for a consumer whose Maximum Packet Size they exceed",
 }
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _limit_lines(broker: Broker) -> list[str]:
+    """What `storage.max_queues`, `max_instances` and `instance_expiry` apply to."""
+    limits = broker.engine.limits
+    lines = ["# HELP edgeq_queues queues (template instances and dead-letter queues not counted)",
+             "# TYPE edgeq_queues gauge", f"edgeq_queues {limits.queues}",
+             "# HELP edgeq_queue_instances template instances",
+             "# TYPE edgeq_queue_instances gauge", f"edgeq_queue_instances {limits.instances}",
+             "# HELP edgeq_queue_instances_expired_total idle template instances removed",
+             "# TYPE edgeq_queue_instances_expired_total counter",
+             f"edgeq_queue_instances_expired_total {limits.expired}",
+             "# HELP edgeq_queue_limit_refusals_total creations refused at a limit",
+             "# TYPE edgeq_queue_limit_refusals_total counter"]
+    lines += [f'edgeq_queue_limit_refusals_total{{limit="{limit}"}} {count}'
+              for limit, count in limits.refused.items()]
+    return lines
 
 
 def prometheus_text(broker: Broker) -> str:
@@ -57,6 +75,7 @@ def prometheus_text(broker: Broker) -> str:
     families = [(f"edgeq_queue_{f}", "gauge", f, text) for f, text in _QUEUE_GAUGES.items()]
     families += [(f"edgeq_queue_{f}_total", "counter", f, text)
                  for f, text in _QUEUE_COUNTERS.items()]
+    lines += _limit_lines(broker)
     for name, kind, field, text in families:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         for q in stats:

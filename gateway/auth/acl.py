@@ -229,9 +229,12 @@ class Acl:
 
 def queue_identity(subscription: str) -> str:
     """What `queue` rules are matched against: the filter of `$q/<filter>`, the name of
-    `$queue/<name>[/<filter>]`; anything else is already a queue name or filter."""
+    `$queue/<name>[/<filter>]` (`$dlq/<name>` for a dead-letter queue); anything else is
+    already a queue name or filter."""
     if subscription.startswith("$q/"):
         return subscription[3:]
+    if subscription.startswith("$queue/$dlq/"):  # a dead-letter queue: `$dlq/<name>`
+        return subscription[7:]
     if subscription.startswith("$queue/"):
         return subscription[7:].split("/", 1)[0]
     return subscription

@@ -75,9 +75,14 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._pending: deque[Packet] = deque()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
         self._paused_writing = False
+        self._starved = False  # writable() said no because of output not yet flushed
         self._write_limit = broker.config.mqtt.client_output_buffer
+        # Flow-controlled senders (queue dispatch, session drain) stop at this much unflushed
+        # output, so what one loop turn queues stays far below the disconnect limit.
+        self._write_high = min(self._write_limit // 2, 256 * 1024)
 
     # -------------------------------------------------------------------- transport events
 
@@ -170,13 +175,19 @@ class Connection(asyncio.Protocol):
             self.broker.consumer_ready(self.session)
 
     def writable(self) -> bool:
-        return not self._paused_writing and not self.closing
+        if self._paused_writing or self.closing:
+            return False
+        if self._out_bytes >= self._write_high:
+            self._starved = True
+            return False
+        return True
 
     # -------------------------------------------------------------------- output
 
     def send(self, data: bytes) -> None:
         """Queue bytes for the socket; everything queued in one loop turn goes in one write."""
         self._out.append(data)
+        self._out_bytes += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.broker.loop.call_soon(self._flush)
@@ -187,16 +198,27 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
+        self._out_bytes = 0
         transport = self.transport
         if transport is None or transport.is_closing() or not out:
             return
-        data = b"".join(out) if len(out) > 1 else out[0]
-        self.broker.stats.bytes_sent += len(data)
-        transport.write(data)
+        # A client that does not read is one whose buffer is still over the limit when more
+        # comes: one large message on its own (up to max_packet_size) never counts as that.
         if transport.get_write_buffer_size() > self._write_limit:
             log.warning("client %s does not read its messages; disconnecting", self.client_id,
                         extra={"CLIENT_ID": self.client_id, "REASON": "output buffer full"})
             self.abort()
+            return
+        data = b"".join(out) if len(out) > 1 else out[0]
+        self.broker.stats.bytes_sent += len(data)
+        transport.write(data)
+        if self._starved:  # the socket took it: flow-controlled senders go on, next turn
+            self._starved = False
+            self.broker.loop.call_soon(self._resume_if_writable)
+
+    def _resume_if_writable(self) -> None:
+        if not self._paused_writing and not self.closing:
+            self.resume_writing()
 
     def _write_now(self, data: bytes) -> None:
         self._flush()
@@ -224,7 +246,11 @@ class Connection(asyncio.Protocol):
             data = encode_publish(Publish(msg.topic, msg.payload, out.qos, out.retain, out.dup,
                                           packet_id), self.version)
         if len(data) > self.max_packet_out:
-            self.broker.outgoing_done(self, out, packet_id)
+            if out.token:  # a queue offers it to another consumer or dead-letters it, later
+                self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
+                                           Reason.PACKET_TOO_LARGE)
+            else:
+                self.broker.outgoing_done(self, out, packet_id)
             return
         self.broker.stats.messages_sent += 1
         self.send(data)

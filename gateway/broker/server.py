@@ -398,7 +398,7 @@ class Broker:
         if not out.token:
             self.engine.consumer_ready(session)
         elif reason >= 0x80:
-            self.engine.reject(session, out.token)
+            self.engine.reject(session, out.token, reason)
         else:
             self.engine.ack(session, out.token)  # which dispatches the next message
 

@@ -125,9 +125,18 @@ class Session:
         return pid
 
     def queue_deliver(self, delivery: Delivery) -> None:
-        """A queue hands this session (a consumer) one message (`queues.engine.Consumer`)."""
-        self.deliver(Outgoing(delivery.message, delivery.qos, False, (), 0, delivery.token,
-                              delivery.queue, delivery.dup))
+        """A queue hands this session (a consumer) one message (`queues.engine.Consumer`), with
+        the subscription identifiers and retain-as-published of the filters that name it."""
+        ids: list[int] = []
+        retain = False
+        for topic_filter in delivery.filters:
+            entry = self.subscriptions.get(topic_filter)
+            if entry is not None:
+                if entry.identifier:
+                    ids.append(entry.identifier)
+                retain = retain or entry.options.retain_as_published
+        self.deliver(Outgoing(delivery.message, delivery.qos, retain and delivery.message.retain,
+                              tuple(ids), 0, delivery.token, delivery.queue, delivery.dup))
 
     def drain(self) -> None:
         """Move queued messages into flight while the window and the socket allow."""

@@ -9,7 +9,8 @@ member whenever the queue has one.
 - least_inflight: the member with the fewest unacknowledged messages (ties rotate).
 - random: uniformly among members with room.
 - sticky: the same key (the last-value key if the queue has one, else the topic) goes to the
-  same member while it stays subscribed, so per-key order holds across a worker pool.
+  same member while it stays subscribed, so per-key order holds across a worker pool. A
+  message its member rejected moves the key to another member, if there is one.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class RoundRobin:
         start = self._next
         for i in range(n):
             m = members[(start + i) % n]
-            if m is not exclude and m.has_room(max_inflight):
+            if m is not exclude and m.can_take(entry) and m.has_room(max_inflight):
                 self._next = (start + i + 1) % n
                 return m
         return None
@@ -78,7 +79,7 @@ class LeastInflight:
         start = self._start = (self._start + 1) % n if n else 0
         for i in range(n):
             m = members[(start + i) % n]
-            if m is exclude or not m.active:
+            if m is exclude or not m.active or not m.can_take(entry):
                 continue
             count = len(m.inflight) if m.qos else 0
             if count < best_n and m.consumer.queue_capacity() > 0:
@@ -99,7 +100,8 @@ class Random:
 
     def pick(self, members: list[Member], max_inflight: int, entry: Entry) -> Member | None:
         exclude = _excluded(members, entry)
-        room = [m for m in members if m is not exclude and m.has_room(max_inflight)]
+        room = [m for m in members
+                if m is not exclude and m.can_take(entry) and m.has_room(max_inflight)]
         return self._rng.choice(room) if room else None
 
     def forget(self, member: Member) -> None:
@@ -118,7 +120,9 @@ class Sticky:
     def pick(self, members: list[Member], max_inflight: int, entry: Entry) -> Member | None:
         key = sticky_key(entry)
         owner = self._owner.get(key)
-        if owner is not None and owner.active:
+        # A key moves when its consumer rejected this message and another one can take it.
+        if (owner is not None and owner.active and owner.can_take(entry)
+                and owner is not _excluded(members, entry)):
             return owner if owner.has_room(max_inflight) else None
         chosen = self._least.pick(members, max_inflight, entry)
         if chosen is not None:

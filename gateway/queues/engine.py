@@ -13,18 +13,27 @@ room, never in the middle of one.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
+from gateway.queues import redelivery
+from gateway.queues.deadletter import SOURCE, mark, mark_dead, unmark
+from gateway.queues.limits import CreationLimits
 from gateway.queues.model import (
     NO_MATCH,
+    PACKET_TOO_LARGE,
+    QUOTA_EXCEEDED,
     REJECTED,
     TOPIC_FILTER_INVALID,
+    UNSPECIFIED_ERROR,
     Consumer,
     Entry,
+    LimitReached,
     Member,
     PublishOutcome,
     QueueError,
@@ -33,13 +42,14 @@ from gateway.queues.model import (
 from gateway.queues.naming import dead_letter_name, is_queue_filter
 from gateway.queues.queue import ADMIT, BLOCK, DROP_NEW, REJECT, Queue
 from gateway.queues.registry import Registry
-from gateway.queues.stats import details, snapshot, update_rates
+from gateway.queues.stats import details, preview, snapshot, update_rates
 from gateway.queues.window import Context
 from gateway.store.rows import pack_props
 
 if TYPE_CHECKING:
     from gateway.store.queues import QueueStore
 
+log = logging.getLogger(__name__)
 MATCHED = tuple(PublishOutcome(n) for n in range(8))
 
 
@@ -54,7 +64,8 @@ class QueueEngine:
         self._ctx = Context(store, clock, settings.queue_window, settings.memory_budget // 2,
                             self._dead_letter)
         self._clock = clock
-        self._reg = Registry(self._ctx)
+        self.limits = CreationLimits(settings, clock)
+        self._reg = Registry(self._ctx, self.limits)
         self._consumers: dict[int, list[Member]] = {}
         self._last_tick: float | None = None
 
@@ -83,7 +94,10 @@ class QueueEngine:
         `blocked` names a full `block` queue: nothing was stored anywhere, the broker pauses
         the producer, calls `wait_for_room` and publishes the same message again later.
         """
-        targets = self._reg.targets(message.topic)
+        try:
+            targets = self._reg.targets(message.topic)
+        except LimitReached:
+            return REJECTED
         if not targets:
             return NO_MATCH
         now = self._clock()
@@ -92,6 +106,7 @@ class QueueEngine:
         size = message.size
         plans: list[tuple[Queue, str | None]] = []
         blocked: Queue | None = None
+        dropped: list[Queue] = []
         for q in targets:
             verdict, key = q.admit(message, size, now)
             if verdict == ADMIT:
@@ -102,18 +117,23 @@ class QueueEngine:
             elif verdict == BLOCK:
                 blocked = blocked or q
             elif verdict == DROP_NEW:
-                q.c.dropped += 1
+                dropped.append(q)
         if blocked is not None:
             blocked.c.blocked += 1
             return PublishOutcome(0, 0, blocked.name)
         props = pack_props(message.properties)
         for q, key in plans:
             q.enqueue(message, size, props, key, now)
+        for q in dropped:
+            q.c.dropped += 1
         if self._ctx.wakes:
             self._run_wakes()
         # A failing store is not refused here: the producer's acknowledgement waits for the
         # commit of this very message (`on_commit(ok)`), which says whether it was stored.
-        return MATCHED[len(plans)] if len(plans) < len(MATCHED) else PublishOutcome(len(plans))
+        # A drop_oldest queue that had to drop the new message itself (only messages in flight
+        # fill it) still counts as matched: that is its policy working, not "no subscribers".
+        matched = len(plans) + len(dropped)
+        return MATCHED[matched] if matched < len(MATCHED) else PublishOutcome(matched)
 
     def wait_for_room(self, queue: str, callback: Callable[[], None]) -> None:
         """Call `callback` once `queue` has room again (or is gone)."""
@@ -136,10 +156,14 @@ class QueueEngine:
     def subscribe(self, topic_filter: str, consumer: Consumer, qos: int) -> int:
         """Join the queue `topic_filter` names; 0, or 0x8F for an unknown queue or bad form.
         Deliveries may start before this returns (MQTT allows PUBLISH before SUBACK)."""
-        q = self._reg.resolve(topic_filter)
+        try:
+            q = self._reg.resolve(topic_filter)
+        except LimitReached:
+            return QUOTA_EXCEEDED
         if q is None:
             return TOPIC_FILTER_INVALID
         member = q.join(consumer, qos)
+        member.filters.add(topic_filter)
         members = self._consumers.setdefault(id(consumer), [])
         if member not in members:
             members.append(member)
@@ -147,13 +171,18 @@ class QueueEngine:
         return 0
 
     def unsubscribe(self, topic_filter: str, consumer: Consumer) -> bool:
-        """Stop dispatching to `consumer`; its in-flight messages may still be acknowledged."""
+        """Stop dispatching to `consumer` and return its in-flight messages to the queue,
+        unless another of its filters still names the same queue."""
         q = self._reg.resolve(topic_filter, create=False)
         member = q.member_of(consumer) if q is not None else None
         if q is None or member is None or not member.active:
             return False
+        member.filters.discard(topic_filter)
+        if member.filters:
+            return True
         q.leave(member)
         self._prune(consumer)
+        self._run_wakes()
         return True
 
     def detach(self, consumer: Consumer) -> None:
@@ -167,15 +196,18 @@ class QueueEngine:
         member = self._holder(consumer, token)
         if member is not None:
             member.queue.ack(member, token)
-            if not member.active:
-                self._prune(consumer)
             self._run_wakes()
 
-    def reject(self, consumer: Consumer, token: int) -> None:
-        """5.0 PUBACK with a reason >= 0x80: redeliver to another consumer if there is one."""
+    def reject(self, consumer: Consumer, token: int, reason: int = UNSPECIFIED_ERROR) -> None:
+        """5.0 PUBACK with a reason >= 0x80: redeliver to another consumer if there is one.
+        0x95 (Packet too large) is the broker's own: the message exceeds the consumer's
+        Maximum Packet Size, and was never sent to it."""
         member = self._holder(consumer, token)
         if member is not None:
-            member.queue.reject(member, token)
+            if reason == PACKET_TOO_LARGE:
+                redelivery.too_large(member.queue, member, token)
+            else:
+                redelivery.reject(member.queue, member, token)
             self._run_wakes()
 
     def consumer_ready(self, consumer: Consumer) -> None:
@@ -204,9 +236,17 @@ class QueueEngine:
         """About once a second: expiry, acknowledgement timeouts, rates, stalled dispatch."""
         dt = now - self._last_tick if self._last_tick is not None else 0.0
         self._last_tick = now
+        idle = self._reg.idle_instances(now)
+        for q in idle:
+            self._drop(q)
+        if idle:
+            self.limits.expired += len(idle)
+            log.info("removed %d template instances left empty without consumers for %d s",
+                     len(idle), self.limits.instance_expiry)
         for q in list(self._reg.queues.values()):
             q.expire(now)
-            q.time_out(now)
+            redelivery.release_due(q, now)
+            redelivery.time_out(q, now)
             q.disk.unstick(now)
             q.wake_if_room()
             q.dispatch()
@@ -257,6 +297,58 @@ class QueueEngine:
         self._run_wakes()
         return count
 
+    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The oldest `limit` ready messages of `name` as `show` samples them, consuming
+        nothing; at most the queue's RAM window (`storage.queue_window`)."""
+        q = self._reg.get(name)
+        if q.kind == "template":
+            raise QueueError(f"{name!r} is a template; peek one of its instances")
+        return [preview(e.message, e.deliveries) for e in itertools.islice(q.ready, limit)
+                if e.message is not None]
+
+    def replay(self, name: str) -> int:
+        """Move the dead letters of `name` (a queue, or a dead-letter queue) that are in RAM
+        back into the queues they died in, unmarked and as new; how many moved. A source
+        that is full, gone for good or refuses keeps its dead letters where they are."""
+        dlq = self._dead_letters_of(self._reg.get(name))
+        if dlq is None:
+            return 0
+        now = self._clock()
+        moved = 0
+        for entry in list(dlq.ready):
+            assert entry.message is not None
+            target = self._replay_target(dlq, entry.message)
+            message = unmark(entry.message, now)
+            verdict, key = target.admit(message, entry.size, now) if target else (BLOCK, None)
+            if target is None or verdict != ADMIT:
+                continue
+            target.enqueue(message, entry.size, pack_props(message.properties), key, now)
+            dlq.remove_ready(entry)
+            moved += 1
+        self._run_wakes()
+        return moved
+
+    def _dead_letters_of(self, q: Queue) -> Queue | None:
+        if q.kind == "dead_letter":
+            return q
+        parent = q
+        if q.kind == "instance" and q.parent in self._reg.queues:
+            parent = self._reg.queues[q.parent]
+        return self._reg.queues.get(dead_letter_name(parent.name))
+
+    def _replay_target(self, dlq: Queue, message: Message) -> Queue | None:
+        """The queue a dead letter died in (an expired instance comes back)."""
+        q = self._reg.queues.get(mark(message, SOURCE) or dlq.parent)
+        if q is None or q.kind == "template":
+            template = q or self._reg.queues.get(dlq.parent)
+            if template is None or template.kind != "template":
+                return None
+            try:
+                q = self._reg.instance(template, message.topic)
+            except LimitReached:
+                return None
+        return q if q is not None and q.kind != "dead_letter" else None
+
     def stats(self) -> list[QueueStats]:
         now = self._clock()
         return [snapshot(q, now) for q in self._reg.queues.values()]
@@ -282,10 +374,11 @@ class QueueEngine:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _dead_letter(self, queue: Queue, entry: Entry) -> None:
-        """Move a message past max_deliveries to the dead-letter queue, in one transaction."""
-        message = entry.message
-        assert message is not None
+    def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
+        """Move a message to the dead-letter queue, in one transaction, marked with why and
+        where from (user properties `x-death-reason`, `x-death-queue`)."""
+        assert entry.message is not None
+        message = mark_dead(entry.message, reason, queue.name)
         dlq = self._reg.dead_letter_queue(queue)
         dlq.enqueue(message, entry.size, pack_props(message.properties), None,
                     self._clock())

@@ -9,11 +9,18 @@ JSON payloads are read only within bounds (`MAX_JSON_BYTES`, `MAX_JSON_DEPTH`), 
 parsing, so a hostile payload (`[` x 100,000) costs a bounded scan and never reaches the
 parser's recursion limit. Beyond them a key function raises `KeyUnreadable`: the queue counts
 it and keeps the message without a key.
+
+Keys are strings. A JSON string is its own key, so `user_property:k|json:k` treats "on" from
+either producer as one key. Other JSON scalars keep their type: they become their JSON text
+behind a U+001E (RECORD SEPARATOR) tag, so the number 1, the string "1", `true` and "true" are
+four keys; numbers compare by value (1 and 1.0 are one key). A key that itself starts with
+U+001E is no key, so nothing can impersonate a tagged one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +28,7 @@ from typing import Any
 from gateway.mqtt.properties import Properties
 
 KeyFunc = Callable[[str, bytes, Properties, str], str | None]
+TYPED = "\x1e"
 FORMS = ("user_property:NAME", "topic_level:N", "json:PATH", "client_id")
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -66,7 +74,7 @@ def compile_key(expression: str) -> KeyFunc:
 def _compile_one(expression: str) -> KeyFunc:
     kind, _, arg = expression.partition(":")
     if kind == "client_id" and not arg:
-        return lambda _t, _p, _props, client_id: client_id or None
+        return lambda _t, _p, _props, client_id: _plain(client_id) if client_id else None
     if kind == "user_property" and arg:
         return _user_property(arg)
     if kind == "topic_level" and arg.isdigit():
@@ -80,7 +88,7 @@ def _user_property(name: str) -> KeyFunc:
     def key(_topic: str, _payload: bytes, props: Properties, _client_id: str) -> str | None:
         for k, v in props.get("user_property", ()):
             if k == name:
-                return v
+                return _plain(v)
         return None
     return key
 
@@ -88,7 +96,7 @@ def _user_property(name: str) -> KeyFunc:
 def _topic_level(index: int) -> KeyFunc:
     def key(topic: str, _payload: bytes, _props: Properties, _client_id: str) -> str | None:
         levels = topic.split("/")
-        return levels[index] if index < len(levels) else None
+        return _plain(levels[index]) if index < len(levels) else None
     return key
 
 
@@ -107,7 +115,11 @@ def _json_path(path: list[str]) -> KeyFunc:
             value = value[part]
         if isinstance(value, (dict, list)) or value is None:
             return None
-        return str(value)
+        if isinstance(value, str):
+            return _plain(value)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        return TYPED + json.dumps(value)
     return key
 
 
@@ -123,3 +135,8 @@ def check_json_bounds(payload: bytes) -> None:
         depth += 1 if byte in b"[{" else -1
         if depth > MAX_JSON_DEPTH:
             raise KeyUnreadable(f"the JSON payload is nested more than {MAX_JSON_DEPTH} deep")
+
+
+def _plain(key: str) -> str | None:
+    """A string key as it is; None for one that could pass for a typed one."""
+    return None if key.startswith(TYPED) else key

@@ -20,12 +20,22 @@ Kind = Literal["standard", "last_value", "template", "instance", "dead_letter"]
 QUOTA_EXCEEDED = 0x97
 UNSPECIFIED_ERROR = 0x80
 TOPIC_FILTER_INVALID = 0x8F
+PACKET_TOO_LARGE = 0x95
 ENTRY_OVERHEAD = 200  # bytes of RAM an in-memory message costs beyond its topic and payload
 NEVER = float("inf")
 
 
 class QueueError(ValueError):
     """A management request that cannot be done; the message says why, for a person."""
+
+
+class LimitReached(QueueError):
+    """Creating a queue or template instance would pass `storage.max_queues` or
+    `storage.max_instances` (`limit` names which); MQTT clients get 0x97 Quota exceeded."""
+
+    def __init__(self, limit: str, text: str) -> None:
+        super().__init__(text)
+        self.limit = limit
 
 
 class Consumer(Protocol):
@@ -45,13 +55,15 @@ class Consumer(Protocol):
 
 @dataclass(slots=True)
 class Delivery:
-    """One message to send to one consumer. `token` comes back in `ack`/`reject`."""
+    """One message to send to one consumer. `token` comes back in `ack`/`reject`; `filters`
+    are the consumer's filters naming the queue (for their subscription options)."""
 
     token: int
     queue: str
     message: Message
     qos: int
     dup: bool
+    filters: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,6 +113,7 @@ class QueueStats:
     nacked: int
     blocked: int
     key_errors: int
+    oversize: int
 
 
 @dataclass(slots=True)
@@ -118,13 +131,14 @@ class Counters:
     nacked: int = 0
     blocked: int = 0
     key_errors: int = 0
+    oversize: int = 0
 
 
 class Entry:
     """One stored message of one queue, in RAM (ready or in flight) or a stub of one on disk."""
 
-    __slots__ = ("avoid", "created", "deadline", "deliveries", "id", "lv_key", "member",
-                 "message", "sent_at", "size")
+    __slots__ = ("avoid", "created", "deadline", "deliveries", "held", "id", "lv_key",
+                 "member", "message", "sent_at", "size", "too_big")
 
     def __init__(self, id_: int, message: Message | None, size: int, lv_key: str | None,
                  deliveries: int, created: float, deadline: float) -> None:
@@ -136,8 +150,10 @@ class Entry:
         self.created = created
         self.deadline = deadline
         self.sent_at = 0.0
+        self.held = 0.0  # seconds spent in flight so far: they do not count against the ttl
         self.member: Member | None = None
         self.avoid: Member | None = None  # rejected by this consumer: prefer another
+        self.too_big: set[Member] | None = None  # over these consumers' Maximum Packet Size
 
 
 @dataclass(slots=True, eq=False)
@@ -149,7 +165,12 @@ class Member:
     qos: int
     inflight: dict[int, Entry] = field(default_factory=dict)
     acked: int = 0
-    active: bool = True  # False after UNSUBSCRIBE while messages are still in flight
+    active: bool = True  # False once it has left the queue (UNSUBSCRIBE, queue deleted)
+    filters: set[str] = field(default_factory=set)  # the consumer's filters naming this queue
+
+    def can_take(self, entry: Entry) -> bool:
+        """Whether `entry` fits this consumer's Maximum Packet Size (as far as we know)."""
+        return entry.too_big is None or self not in entry.too_big
 
     def has_room(self, max_inflight: int) -> bool:
         if not self.active:

@@ -7,18 +7,20 @@
 - `$queue/<name>/<filter>` (EMQX 6.1+): queue <name> bound to <filter>, created at run time
   when it does not exist.
 
-Every queue that can dead-letter has a dead-letter queue named `<name>.dlq`. A name that is a
-topic filter has its wildcard levels spelled out so that the result is still a valid topic
-filter to subscribe to: `images/+` -> `images/any.dlq`, `sensors/#` -> `sensors/all.dlq`.
-Instances of a template share the template's dead-letter queue. `$SYS/broker/queues/<name>/...`
-spells the name out the same way, since a PUBLISH topic name must not contain wildcards.
+Every queue that can dead-letter has a dead-letter queue named `$dlq/<name>` (`$dlq/orders`,
+`$dlq/images/+`), consumed with `$queue/$dlq/<name>`. The `$dlq/` namespace is reserved: a
+queue name cannot start with `$` and a queue filter cannot start with `$dlq/`, so no queue can
+take a dead-letter queue's name. Instances of a template share the template's dead-letter
+queue. `$SYS/broker/queues/<name>/...` spells wildcard levels out (`images/+` ->
+`images/any`), since a PUBLISH topic name must not contain wildcards.
 """
 
 from __future__ import annotations
 
 Q_PREFIX = "$q/"
 QUEUE_PREFIX = "$queue/"
-DLQ_SUFFIX = ".dlq"
+DLQ_PREFIX = "$dlq/"
+RESERVED_FILTER_PREFIXES = (Q_PREFIX, QUEUE_PREFIX, "$share/", DLQ_PREFIX)
 
 
 def is_queue_filter(topic_filter: str) -> bool:
@@ -26,13 +28,13 @@ def is_queue_filter(topic_filter: str) -> bool:
 
 
 def dead_letter_name(queue_name: str) -> str:
-    """`orders` -> `orders.dlq`; `images/+` -> `images/any.dlq`; `a/#` -> `a/all.dlq`."""
-    return spelled_out(queue_name) + DLQ_SUFFIX
+    """`orders` -> `$dlq/orders`; `images/+` -> `$dlq/images/+`."""
+    return DLQ_PREFIX + queue_name
 
 
 def spelled_out(queue_name: str) -> str:
     """A queue name usable inside a topic name: wildcard levels spelled out (`images/+` ->
-    `images/any`, `a/#` -> `a/all`), as in dead-letter names and `$SYS/broker/queues/...`."""
+    `images/any`, `a/#` -> `a/all`), as in `$SYS/broker/queues/...`."""
     levels = ["any" if level == "+" else "all" if level == "#" else level
               for level in queue_name.split("/")]
     return "/".join(levels)

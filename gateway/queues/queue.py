@@ -32,6 +32,7 @@ from gateway.queues.model import (
     Kind,
     Member,
 )
+from gateway.queues.redelivery import give_back
 from gateway.queues.window import Context, DiskSegment
 from gateway.store.queues import StoredRow
 
@@ -53,6 +54,7 @@ class Queue:
         self.bound = kind not in ("instance", "dead_letter") and origin != "orphan"
         self.ctx = ctx
         self.ready: deque[Entry] = deque()
+        self.delayed: list[tuple[float, int, Entry]] = []  # rejected, waiting to return: a heap
         self.lv: dict[str, Entry] = {}  # key -> its READY message (in RAM or a disk stub)
         self.members: list[Member] = []
         self.waiters: list[Callable[[], None]] = []
@@ -62,6 +64,7 @@ class Queue:
         self.has_deadlines = False
         self.in_rate = self.out_rate = 0.0
         self.seen = (0, 0)  # counters at the last rate update
+        self.idle_since = 0.0  # an instance: since when it has been empty without consumers
         self.spec = spec
         self.key_fn: KeyFunc | None = None
         self.apply(spec)
@@ -85,7 +88,7 @@ class Queue:
                              if spec.max_messages else INF)
         self.low_bytes = spec.max_bytes * 0.9 if spec.max_bytes else INF
         for entry in self.ready:
-            entry.deadline = self.deadline(entry.message, entry.created)
+            entry.deadline = self.deadline(entry.message, entry.created + entry.held)
             self.has_deadlines |= entry.deadline != NEVER
 
     def deadline(self, message: Message | None, created: float) -> float:
@@ -206,12 +209,19 @@ class Queue:
             return
         ready = self.ready
         while ready and ready[0].deadline <= now:
-            self.remove_ready(ready[0])
-            self.c.expired += 1
+            self.expire_entry(ready[0])
         if not head_only:
             for entry in [e for e in ready if e.deadline <= now]:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
+
+    def expire_entry(self, entry: Entry) -> None:
+        """A ready message in RAM has expired: deleted, or dead-lettered when the queue says
+        `dead_letter_expired`. Counted in `expired` either way."""
+        self.remove_ready(entry)
+        self.c.expired += 1
+        if self.spec.dead_letter_expired and self.kind != "dead_letter":
+            self.c.dead_lettered += 1
+            self.ctx.dead_letter(self, entry, "expired")
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -230,8 +240,7 @@ class Queue:
         while ready:
             entry = ready[0]
             if entry.deadline <= now:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
                 continue
             member = pick(members, max_inflight, entry)
             if member is None:
@@ -249,8 +258,7 @@ class Queue:
             entry = ready[i]
             key = sticky_key(entry)
             if entry.deadline <= now:
-                self.remove_ready(entry)
-                self.c.expired += 1
+                self.expire_entry(entry)
                 continue
             member = None if key in held else pick(self.members, max_inflight, entry)
             if member is None:
@@ -269,11 +277,12 @@ class Queue:
         message = entry.message
         assert message is not None
         if member.qos == 0:  # sending is consuming
-            self._forget(entry)
+            self.count_out(entry)
             self.ctx.store.delete(entry.id)
             member.acked += 1
             self.c.acked += 1
-            member.consumer.queue_deliver(Delivery(entry.id, self.name, message, 0, dup))
+            member.consumer.queue_deliver(Delivery(entry.id, self.name, message, 0, dup,
+                                                   tuple(member.filters)))
             self.wake_if_room()
             return
         entry.deliveries += 1
@@ -283,9 +292,10 @@ class Queue:
         self.inflight += 1
         self.inflight_bytes += entry.size
         self.ctx.store.set_deliveries(entry.id, entry.deliveries)
-        member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup))
+        member.consumer.queue_deliver(Delivery(entry.id, self.name, message, member.qos, dup,
+                                               tuple(member.filters)))
 
-    def _forget(self, entry: Entry) -> None:
+    def count_out(self, entry: Entry) -> None:
         """A RAM message leaves the queue."""
         self.depth -= 1
         self.bytes -= entry.size
@@ -297,73 +307,27 @@ class Queue:
         entry = member.inflight.pop(token, None)
         if entry is None:
             return False
-        self._landed(entry)
-        self._forget(entry)
+        self.landed(entry)
+        self.count_out(entry)
         self.ctx.store.delete(entry.id)
         member.acked += 1
         self.c.acked += 1
-        if not member.active and not member.inflight:
-            self.drop_member(member)
         self.wake_if_room()
         self.dispatch()
         return True
 
-    def _landed(self, entry: Entry) -> None:
+    def landed(self, entry: Entry) -> None:
         """An in-flight message is no longer in flight."""
         self.inflight -= 1
         self.inflight_bytes -= entry.size
         entry.member = None
 
-    def reject(self, member: Member, token: int) -> bool:
-        entry = member.inflight.pop(token, None)
-        if entry is None:
-            return False
-        self.c.nacked += 1
-        self.give_back([entry], avoid=member)
-        return True
-
-    def give_back(self, entries: list[Entry], avoid: Member | None = None) -> None:
-        """In-flight messages return to the head of the queue, oldest first, for redelivery;
-        past max_deliveries to the dead-letter queue; superseded last values are dropped."""
-        limit = self.spec.max_deliveries
-        ordered = sorted(entries, key=lambda e: e.id)
-        for entry in ordered:  # dead letters keep their queue order
-            if limit and entry.deliveries >= limit:
-                self._landed(entry)
-                self._forget(entry)
-                self.c.dead_lettered += 1
-                self.ctx.dead_letter(self, entry)
-        for entry in reversed(ordered):  # the rest go back to the head, oldest first
-            if limit and entry.deliveries >= limit:
-                continue
-            self._landed(entry)
-            key = entry.lv_key
-            if key is not None:
-                if key in self.lv:  # a newer value arrived while this one was out
-                    self._forget(entry)
-                    self.ctx.store.delete(entry.id)
-                    self.c.replaced += 1
-                    continue
-                self.lv[key] = entry
-            entry.avoid = avoid
-            self.ready.appendleft(entry)
-            self.c.redelivered += 1
-        self.wake_if_room()
-        self.dispatch()
-
-    def time_out(self, now: float) -> None:
-        """Messages unacknowledged for ack_timeout seconds go back for redelivery."""
-        timeout = self.spec.ack_timeout
-        if not timeout or not self.inflight:
-            return
-        for member in list(self.members):
-            late = [e for e in member.inflight.values() if now - e.sent_at >= timeout]
-            for entry in late:
-                del member.inflight[entry.id]
-            if late:
-                self.give_back(late, avoid=member)
-            if not member.active and not member.inflight:
-                self.drop_member(member)
+    def returned(self, entry: Entry, now: float) -> None:
+        """An in-flight message comes back unacknowledged: the time it was out does not count
+        against its ttl (message expiry, a wall-clock deadline, still does)."""
+        self.landed(entry)
+        entry.held += max(0.0, now - entry.sent_at)
+        entry.deadline = self.deadline(entry.message, entry.created + entry.held)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -383,11 +347,10 @@ class Queue:
         return member
 
     def leave(self, member: Member) -> None:
-        """UNSUBSCRIBE: no new messages; those in flight may still be acknowledged."""
+        """UNSUBSCRIBE: no new messages, and those in flight return at once (a late
+        acknowledgement is ignored), as on a disconnect."""
         member.active = False
-        self.strategy.forget(member)
-        if not member.inflight:
-            self.drop_member(member)
+        self.detach(member)
 
     def drop_member(self, member: Member) -> None:
         if member in self.members:
@@ -400,7 +363,7 @@ class Queue:
         entries = list(member.inflight.values())
         member.inflight.clear()
         if entries:
-            self.give_back(entries)
+            give_back(self, entries)
 
     # -- room for blocked producers --------------------------------------------------------
 
@@ -425,7 +388,11 @@ class Queue:
             self.depth -= 1
             self.bytes -= row.size
             self.c.expired += 1
-            self.ctx.store.delete(row.id)
+            if self.spec.dead_letter_expired and self.kind != "dead_letter":
+                self.c.dead_lettered += 1
+                self.ctx.dead_letter(self, entry, "expired")
+            else:
+                self.ctx.store.delete(row.id)
             if key is not None and (stub := self.lv.get(key)) is not None and stub.id == row.id:
                 del self.lv[key]
             return
@@ -441,8 +408,10 @@ class Queue:
     def purge(self) -> int:
         """Delete every ready message; in-flight ones complete or return. How many went."""
         purged = self.depth - self.inflight
-        ids = [e.id for e in self.ready]
-        self.ctx.memory -= sum(e.size for e in self.ready) + ENTRY_OVERHEAD * len(ids)
+        waiting = [*self.ready, *(entry for _, _, entry in self.delayed)]
+        ids = [e.id for e in waiting]
+        self.ctx.memory -= sum(e.size for e in waiting) + ENTRY_OVERHEAD * len(ids)
+        self.delayed.clear()
         if ids:
             self.ctx.store.delete_many(ids)
         self.ctx.store.delete_after(self.name, self.disk.cursor)
@@ -458,8 +427,8 @@ class Queue:
         members = list(self.members)
         for member in members:
             for entry in member.inflight.values():
-                self._landed(entry)
-                self._forget(entry)
+                self.landed(entry)
+                self.count_out(entry)
             member.inflight.clear()
             member.active = False
         self.members.clear()

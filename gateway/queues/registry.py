@@ -20,10 +20,12 @@ import msgspec
 from gateway.config import ConfigError, QueueSpec, queue_spec
 from gateway.mqtt.matcher import TopicTrie
 from gateway.mqtt.topics import has_wildcard, matches, topic_name_error
-from gateway.queues.model import NEVER, Entry, Kind, QueueError
+from gateway.queues.limits import CreationLimits
+from gateway.queues.model import NEVER, Entry, Kind, LimitReached, QueueError
 from gateway.queues.naming import Q_PREFIX, QUEUE_PREFIX, dead_letter_name, split_named
 from gateway.queues.queue import Queue
 from gateway.queues.window import Context
+from gateway.store.queues import StoredQueue
 
 log = logging.getLogger(__name__)
 _spec_decoder = msgspec.json.Decoder(QueueSpec)
@@ -49,14 +51,15 @@ def dead_letter_spec(parent: QueueSpec, name: str) -> QueueSpec:
     """A dead-letter queue keeps the parent's size limits, never blocks and never loops."""
     return msgspec.structs.replace(parent, name=name, template=False, last_value_key="",
                                    ttl=0, overflow="drop_oldest", max_deliveries=0,
-                                   dispatch="round_robin")
+                                   dispatch="round_robin", dead_letter_expired=False)
 
 
 class Registry:
     """Every queue by name, the trie of bound filters, templates and dead-letter names."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, limits: CreationLimits) -> None:
         self.ctx = ctx
+        self.limits = limits
         self.queues: dict[str, Queue] = {}
         self.trie: TopicTrie[str, Queue] = TopicTrie()
         self.by_filter: dict[str, Queue] = {}
@@ -68,6 +71,7 @@ class Registry:
 
     def add(self, q: Queue, save: bool = False) -> Queue:
         self.queues[q.name] = q
+        self.limits.counted(q.kind, 1)
         self._bind(q)
         if q.kind != "dead_letter":
             self.dlq_parent[dead_letter_name(q.name)] = q.name
@@ -104,7 +108,8 @@ class Registry:
     def remove(self, q: Queue) -> None:
         self._unbind(q)
         self._targets.clear()
-        self.queues.pop(q.name, None)
+        if self.queues.pop(q.name, None) is not None:
+            self.limits.counted(q.kind, -1)
         self.dlq_parent.pop(dead_letter_name(q.name), None)
 
     def save(self, q: Queue) -> None:
@@ -126,6 +131,7 @@ class Registry:
         name = spec.queue_name
         if name in self.queues or name in self.dlq_parent:
             raise QueueError(f"a queue named {name!r} already exists; choose another name")
+        self.limits.check_queue(name)
         return self.add(Queue(spec, kind_of(spec), self.ctx, origin), save=True)
 
     # -- finding queues --------------------------------------------------------------------
@@ -138,6 +144,8 @@ class Registry:
             return cached
         targets: list[Queue] = []
         for _, q in self.trie.match(topic):
+            if q.kind == "template" and self._declared(topic, q):
+                continue
             target = self.instance(q, topic) if q.kind == "template" else q
             if target is not None and target not in targets:
                 targets.append(target)
@@ -146,11 +154,22 @@ class Registry:
         self._targets[topic] = targets
         return targets
 
+    def _declared(self, topic: str, template: Queue) -> bool:
+        """Whether a declared queue takes precedence over `template` for `topic`: one bound
+        to exactly that topic, or to exactly the template's own filter."""
+        for f in (topic, template.spec.filter):
+            q = self.by_filter.get(f)
+            if q is not None and q.bound and q.kind != "template":
+                return True
+        return False
+
     def instance(self, template: Queue, topic: str) -> Queue | None:
-        """The instance queue of `topic`, created (and persisted) on first use."""
+        """The instance queue of `topic`, created (and persisted) on first use; LimitReached
+        at `storage.max_instances`."""
         q = self.queues.get(topic)
         if q is not None:
             return q if q.kind == "instance" else None
+        self.limits.check_instance(topic)
         spec = instance_spec(template.spec, topic)
         return self.add(Queue(spec, "instance", self.ctx, "instance", template.name), save=True)
 
@@ -226,15 +245,32 @@ class Registry:
             # Made by a client: it must never hold back other tenants' producers.
             return self.create(QueueSpec(filter=topic_filter, name=name,
                                          overflow="drop_oldest"))
+        except LimitReached:
+            raise
         except QueueError as e:
             log.info("refused $queue/%s: %s", rest, e)
             return None
+
+    def idle_instances(self, now: float) -> list[Queue]:
+        """Instances empty and without consumers for `storage.instance_expiry` seconds."""
+        expiry = self.limits.instance_expiry
+        idle: list[Queue] = []
+        for q in self.queues.values():
+            if q.kind != "instance" or q.depth or q.members:
+                q.idle_since = 0.0
+            elif not q.idle_since:
+                q.idle_since = now
+            elif expiry and now - q.idle_since >= expiry:
+                idle.append(q)
+        return idle
 
     # -- start-up --------------------------------------------------------------------------
 
     def load(self, specs: list[QueueSpec]) -> None:
         store = self.ctx.store
         stored = {row.name: row for row in store.load_definitions()}
+        if self._rename_dead_letter_queues(stored):
+            stored = {row.name: row for row in store.load_definitions()}
         summaries = store.load_summaries()
         self.ctx.last_id = store.max_id()
         for spec in specs:
@@ -265,6 +301,23 @@ class Registry:
                 self.add(Queue(QueueSpec(filter=name), "standard", self.ctx, "orphan"))
         for name, (count, size) in summaries.items():
             restore(self.queues[name], count, size)
+
+    def _rename_dead_letter_queues(self, stored: dict[str, StoredQueue]) -> bool:
+        """Dead-letter queues of earlier versions (`orders.dlq`) take their `$dlq/` name."""
+        renamed = False
+        for row in stored.values():
+            origin, _, parent = row.origin.partition(":")
+            new = dead_letter_name(parent)
+            if origin != "dlq" or not parent or row.name == new or new in stored:
+                continue
+            try:
+                spec = msgspec.structs.replace(_spec_decoder.decode(row.spec), name=new)
+            except msgspec.DecodeError:
+                continue  # reported and skipped by `load`
+            self.ctx.store.rename_now(row.name, new, encode_spec(spec))
+            log.info("dead-letter queue %s renamed %s", row.name, new)
+            renamed = True
+        return renamed
 
     def _add_stored(self, origin: str, parent: str, spec: QueueSpec) -> None:
         if origin == "instance":
@@ -346,4 +399,6 @@ def restore(q: Queue, count: int, size: int) -> None:
                 q.bytes -= old.size
                 q.c.replaced += 1
             q.lv[key] = Entry(id_, None, key_size, key, 0, 0.0, NEVER)
-    q.disk.take(store.load_window(q.name, 0, q.ctx.window))
+    room = q.ctx.budget - q.ctx.memory
+    if room > 0:  # else the window fills at the first dispatch, one message at a time at least
+        q.disk.take(store.load_window(q.name, 0, q.ctx.window, room))

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.messages import Message
+from gateway.queues.deadletter import REASON, SOURCE, mark
 from gateway.queues.model import QueueStats
 from gateway.queues.queue import Queue
 
@@ -49,7 +51,7 @@ def snapshot(q: Queue, now: float) -> QueueStats:
         enqueued=c.enqueued, acked=c.acked, redelivered=c.redelivered, dropped=c.dropped,
         rejected=c.rejected, replaced=c.replaced, dead_lettered=c.dead_lettered,
         expired=c.expired, nacked=c.nacked, blocked=c.blocked,
-        key_errors=c.key_errors)
+        key_errors=c.key_errors, oversize=c.oversize)
 
 
 def _age(now: float, then: float | None) -> float:
@@ -70,15 +72,16 @@ def details(q: Queue, now: float, dead_letter: Queue | None) -> dict[str, Any]:
             for m in q.members],
         "dead_letter": None if dead_letter is None else {
             "name": dead_letter.name, "depth": dead_letter.depth,
-            "sample": [_preview(e.message, e.deliveries)
+            "sample": [preview(e.message, e.deliveries)
                        for e in list(dead_letter.ready)[:SAMPLE_SIZE] if e.message],
         },
     }
 
 
-def _preview(message: Any, deliveries: int) -> dict[str, Any]:
-    payload: bytes = message.payload
+def preview(message: Message, deliveries: int) -> dict[str, Any]:
+    payload = message.payload
     text = payload[:PREVIEW_BYTES].decode("utf-8", "replace")
     return {"topic": message.topic, "payload": text, "bytes": len(payload),
             "client_id": message.client_id, "created": message.created,
-            "deliveries": deliveries}
+            "deliveries": deliveries, "reason": mark(message, REASON),
+            "source": mark(message, SOURCE)}

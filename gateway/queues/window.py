@@ -4,6 +4,8 @@ A queue's ready messages are a RAM window (oldest first) followed by a disk segm
 of the queue with an id above `cursor`. Only the segment's count and bytes are in RAM. When the
 window falls to half its size, the next rows are read through the committer (the read runs
 after every write submitted before it, so nothing enqueued is missed) and appended in id order.
+A read is bounded in messages (`queue_window`) and in bytes (what is left of the windows' memory
+budget, at least one message), at start-up as at run time.
 
 Deletions inside the segment cannot wait for a read, so they are remembered: a last-value
 replacement deletes a known id (`gone`, filtered out of the next reads), and drop_oldest with an
@@ -35,7 +37,7 @@ class Context:
                  "window")
 
     def __init__(self, store: QueueStore, clock: Callable[[], float], window: int, budget: int,
-                 dead_letter: Callable[[Queue, Entry], None]) -> None:
+                 dead_letter: Callable[[Queue, Entry, str], None]) -> None:
         self.store = store
         self.clock = clock
         self.window = window
@@ -117,11 +119,12 @@ class DiskSegment:
         if not self.skips and (have > ctx.window // 2 or (have and ctx.memory > ctx.budget)):
             return
         limit = max(ctx.window - have, 1) + len(self.skips)
+        room = max(ctx.budget - ctx.memory, 0)  # bytes, not only messages: see `read_rows`
         self.refilling = True
         self.started = ctx.clock()
         gen, spills = self.gen, self.spills
-        ctx.store.read_window(q.name, self.cursor, limit,
-                              lambda rows: self.refilled(gen, spills, limit, rows))
+        ctx.store.read_window(q.name, self.cursor, limit, room,
+                              lambda rows, cut: self.refilled(gen, spills, limit, rows, cut))
 
     def unstick(self, now: float) -> None:
         """A read that failed never answers (the committer drops its callback): retry."""
@@ -132,12 +135,13 @@ class DiskSegment:
             self.refilling = False
             self.refill_if_low()
 
-    def refilled(self, gen: int, spills: int, limit: int, rows: list[StoredRow]) -> None:
+    def refilled(self, gen: int, spills: int, limit: int, rows: list[StoredRow],
+                 cut: bool) -> None:
         if gen != self.gen:
             return
         self.refilling = False
         self.take(rows)
-        if len(rows) < limit:
+        if len(rows) < limit and not cut:
             self._exhausted(self.spills - spills)
         q = self.q
         q.wake_if_room()

@@ -69,6 +69,22 @@ def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
     return StoredRow(id_, message, lv_key, deliveries, size)
 
 
+def read_rows(conn: sqlite3.Connection, queue: str, after: int, limit: int,
+              max_bytes: int) -> tuple[list[StoredRow], bool]:
+    """Up to `limit` rows of `queue` after id `after`, in id order, stopping before the one that
+    would take their total size past `max_bytes` (the first row always comes, so a queue makes
+    progress). `cut` says the byte limit stopped it, i.e. more rows may follow."""
+    rows: list[StoredRow] = []
+    total = 0
+    for row in conn.execute(WINDOW, (queue, after, limit)):
+        size = row[10]
+        if rows and total + size > max_bytes:
+            return rows, True
+        rows.append(row_to_stored(row))
+        total += size
+    return rows, False
+
+
 class QueueStore:
     """What the queue engine asks of the disk. Call from the event loop only."""
 
@@ -108,31 +124,39 @@ class QueueStore:
         row = self.committer.connection.execute("SELECT max(id) FROM queue_messages").fetchone()
         return int(row[0] or 0)
 
+    def rename_now(self, old: str, new: str, spec: bytes) -> None:
+        """Start-up only: give a queue and its messages a new name, in one transaction."""
+        conn = self.committer.connection
+        conn.execute("BEGIN")
+        conn.execute("UPDATE queue_messages SET queue = ? WHERE queue = ?", (new, old))
+        conn.execute("UPDATE queues SET name = ?, spec = ? WHERE name = ?", (new, spec, old))
+        conn.execute("COMMIT")
+
     def load_keys(self, queue: str) -> list[tuple[str, int, int]]:
         """(last-value key, id, size) of every keyed message of `queue`, oldest first."""
         return self.committer.connection.execute(
             "SELECT lv_key, id, size FROM queue_messages WHERE queue = ? AND lv_key IS NOT NULL"
             " ORDER BY id", (queue,)).fetchall()
 
-    def load_window(self, queue: str, after: int, limit: int) -> list[StoredRow]:
-        rows = self.committer.connection.execute(WINDOW, (queue, after, limit)).fetchall()
-        return [row_to_stored(row) for row in rows]
+    def load_window(self, queue: str, after: int, limit: int, max_bytes: int) -> list[StoredRow]:
+        return read_rows(self.committer.connection, queue, after, limit, max_bytes)[0]
 
     # -- run time --------------------------------------------------------------------------
 
-    def read_window(self, queue: str, after: int, limit: int,
-                    done: Callable[[list[StoredRow]], None]) -> None:
-        """The next `limit` messages of `queue` after id `after`, read behind pending writes."""
+    def read_window(self, queue: str, after: int, limit: int, max_bytes: int,
+                    done: Callable[[list[StoredRow], bool], None]) -> None:
+        """The next messages of `queue` after id `after`, read behind pending writes: see
+        `read_rows`; `done(rows, cut)`."""
         self.flush()
 
-        def query(conn: sqlite3.Connection) -> list[StoredRow]:
-            return [row_to_stored(row) for row in conn.execute(WINDOW, (queue, after, limit))]
+        def query(conn: sqlite3.Connection) -> tuple[list[StoredRow], bool]:
+            return read_rows(conn, queue, after, limit, max_bytes)
 
         self._reads += 1
 
-        def finished(rows: list[StoredRow]) -> None:
+        def finished(result: tuple[list[StoredRow], bool]) -> None:
             self._reads -= 1
-            done(rows)
+            done(*result)
 
         self.committer.read(query, finished)
 

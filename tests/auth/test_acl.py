@@ -110,6 +110,7 @@ topic read jobs/#
 topic deny jobs/secret/#
 """))
     assert acl.can_read_queue_filter("alice", "c", "orders/#")
+    assert not acl.can_consume("alice", "c", "$queue/$dlq/orders")  # dead letters: own grant
     assert not acl.can_read_queue_filter("alice", "c", "alerts/+")  # consume is not read
     assert not acl.can_read_queue_filter("alice", "c", "sensors/#")
     assert acl.can_create_queue("alice", "c", "jobs/eu/#")

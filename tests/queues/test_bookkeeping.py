@@ -74,9 +74,9 @@ def test_counts_match_the_disk_after_any_mix(make_engine: HarnessFactory, seed: 
             h.engine.subscribe("$q/t", w, 1)
         h.ack_all(*workers)
     if h.stats("t").dead_lettered:
-        dlq = h.stats("t.dlq")
-        assert (dlq.depth, dlq.bytes) == disk_totals(h, "t.dlq")
-        h.engine.purge("t.dlq")
+        dlq = h.stats("$dlq/t")
+        assert (dlq.depth, dlq.bytes) == disk_totals(h, "$dlq/t")
+        h.engine.purge("$dlq/t")
         h.settle()
     assert disk_totals(h, "t") == (0, 0)
     assert h.stats("t").depth == 0 and h.engine.memory_bytes == 0

@@ -20,7 +20,7 @@ def test_drop_oldest_never_drops_what_is_in_flight(make_engine: HarnessFactory) 
     h.publish("t", "a")
     h.publish("t", "b")
     outcome = h.publish("t", "c")  # both stored ones are in flight: the new one is dropped
-    assert outcome.matched == 0 and outcome.reason == 0
+    assert outcome.matched == 1 and outcome.reason == 0  # matched: the producer gets success
     assert [r[0] for r in h.rows("t")] == [b"a", b"b"]
 
 

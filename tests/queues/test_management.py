@@ -24,8 +24,8 @@ def test_management_errors_say_what_is_wrong(make_engine: HarnessFactory) -> Non
     h.engine.create(spec("a/b", name="mine"))
     with pytest.raises(QueueError, match="already exists"):
         h.engine.create(spec("x", name="mine"))
-    with pytest.raises(QueueError, match="already exists"):
-        h.engine.create(spec("x", name="mine.dlq"))
+    with pytest.raises(QueueError, match="reserved"):
+        h.engine.create(spec("$dlq/mine"))
     with pytest.raises(QueueError, match="no queue named 'nope'"):
         h.engine.purge("nope")
     with pytest.raises(QueueError, match="no queue named"):

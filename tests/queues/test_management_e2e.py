@@ -36,14 +36,17 @@ def test_cli_creates_lists_shows_purges_and_deletes(gateway_factory: GatewayFact
     out = edgeq_ok(gw.data_dir, "create", "orders/+", "--name", "orders", "--dispatch", "sticky",
                    "--last-value-key", "topic_level:1", "--max-messages", "50",
                    "--max-bytes", "100000", "--ttl", "600", "--overflow", "reject_new",
-                   "--max-inflight", "3", "--ack-timeout", "5", "--max-deliveries", "2")
+                   "--max-inflight", "3", "--ack-timeout", "5", "--max-deliveries", "2",
+                   "--redelivery-delay", "2", "--redelivery-delay-max", "30",
+                   "--dead-letter-expired", "true")
     assert out == "created queue orders\n"
     shown = json.loads(edgeq_ok(gw.data_dir, "show", "orders"))
     assert shown["settings"] == {
         "filter": "orders/+", "name": "orders", "dispatch": "sticky",
         "last_value_key": "topic_level:1", "template": False, "max_messages": 50,
         "max_bytes": 100000, "ttl": 600, "overflow": "reject_new", "max_inflight": 3,
-        "ack_timeout": 5, "max_deliveries": 2}
+        "ack_timeout": 5, "max_deliveries": 2, "redelivery_delay": 2,
+        "redelivery_delay_max": 30, "dead_letter_expired": True}
     assert shown["origin"] == "runtime" and shown["stats"]["kind"] == "last_value"
 
     publish(gw.port, "orders/a", "1", "2")  # same key: the second replaces the first
@@ -118,7 +121,7 @@ REFUSALS: dict[str, tuple[list[str], str]] = {
     "purge-unknown": (["purge", "nope"], "no queue named 'nope'"),
     "delete-unknown": (["delete", "nope"], "no queue named 'nope'"),
     "duplicate-name": (["create", "other/#", "--name", "jobs"], "'jobs' already exists"),
-    "dead-letter-name": (["create", "other/#", "--name", "jobs.dlq"], "already exists"),
+    "dead-letter-name": (["create", "$dlq/jobs"], "$dlq/ are reserved"),
     "bad-dispatch": (["create", "x", "--dispatch", "fastest"],
                      "dispatch: invalid enum value 'fastest'; use one of round_robin"),
     "negative-limit": (["create", "x", "--max-messages", "-1"], "max_messages"),
@@ -128,7 +131,7 @@ REFUSALS: dict[str, tuple[list[str], str]] = {
     "bad-overflow": (["create", "x", "--overflow", "wait"], "overflow: invalid enum value"),
     "bad-key": (["create", "x", "--last-value-key", "colour"], "not a key expression"),
     "bad-filter": (["create", "a/#/b"], "'a/#/b' is not a usable topic filter"),
-    "reserved-filter": (["create", "$q/x"], "reserved prefix"),
+    "reserved-filter": (["create", "$q/x"], "are reserved"),
     "template-without-wildcard": (["create", "a/b", "--template", "true"], "wildcard filter"),
     "bad-name": (["create", "x", "--name", "bad name"], "must match"),
     "config-queue": (["delete", "jobs"], "defined in the config file"),

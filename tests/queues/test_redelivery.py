@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from tests.queues.conftest import HarnessFactory, Worker, spec
 
 
@@ -92,12 +94,12 @@ def test_poison_message_moves_to_the_dead_letter_queue(make_engine: HarnessFacto
     h.settle()
     assert w.payloads == [b"poison"] * 3
     assert h.rows("orders") == []
-    assert [r[0] for r in h.rows("orders.dlq")] == [b"poison"]
+    assert [r[0] for r in h.rows("$dlq/orders")] == [b"poison"]
     assert h.stats("orders").dead_lettered == 1
-    dlq = h.stats("orders.dlq")
+    dlq = h.stats("$dlq/orders")
     assert (dlq.kind, dlq.depth) == ("dead_letter", 1)
     reader = Worker("reader")
-    assert h.engine.subscribe("$queue/orders.dlq", reader, 1) == 0
+    assert h.engine.subscribe("$queue/$dlq/orders", reader, 1) == 0
     assert reader.got[0].message.topic == "jobs"
     sample = h.engine.show("orders")["dead_letter"]["sample"]
     assert sample == []  # in flight to the reader now, not waiting
@@ -110,17 +112,17 @@ def test_dead_letter_queue_of_a_filter_named_queue(make_engine: HarnessFactory) 
     h.publish("images/a", "x")
     h.engine.detach(w)
     h.settle()
-    assert [r[0] for r in h.rows("images/any.dlq")] == [b"x"]
+    assert [r[0] for r in h.rows("$dlq/images/+")] == [b"x"]
     show = h.engine.show("images/+")
-    assert show["dead_letter"]["name"] == "images/any.dlq"
+    assert show["dead_letter"]["name"] == "$dlq/images/+"
     assert show["dead_letter"]["sample"][0]["payload"] == "x"
 
 
 def test_dead_letter_queue_can_be_subscribed_before_it_exists(
         make_engine: HarnessFactory) -> None:
     h = make_engine(spec("jobs", name="orders"))
-    assert h.engine.subscribe("$queue/orders.dlq", Worker("w"), 1) == 0
-    assert h.engine.subscribe("$queue/nothing.dlq", Worker("w"), 1) == 0x8F
+    assert h.engine.subscribe("$queue/$dlq/orders", Worker("w"), 1) == 0
+    assert h.engine.subscribe("$queue/$dlq/nothing", Worker("w"), 1) == 0x8F
 
 
 def test_delivery_count_is_persisted_and_survives_a_restart(
@@ -140,18 +142,36 @@ def test_delivery_count_is_persisted_and_survives_a_restart(
     engine.detach(again)
     h.settle()
     assert h.rows("jobs") == []
-    assert [r[0] for r in h.rows("jobs.dlq")] == [b"x"]
+    assert [r[0] for r in h.rows("$dlq/jobs")] == [b"x"]
 
 
-def test_unsubscribed_consumer_may_still_acknowledge(make_engine: HarnessFactory) -> None:
+def test_unsubscribe_returns_what_is_in_flight_at_once(make_engine: HarnessFactory) -> None:
     h = make_engine(spec("jobs"))
-    w = Worker("w")
+    w, other = Worker("w"), Worker("other")
     h.engine.subscribe("$q/jobs", w, 1)
     h.publish("jobs", "1")
+    h.engine.subscribe("$q/jobs", other, 1)
     assert h.engine.unsubscribe("$q/jobs", w)
-    h.publish("jobs", "2")
-    assert w.payloads == [b"1"]
-    h.ack_all(w)
+    assert [(d.message.payload, d.dup) for d in other.got] == [(b"1", True)]
+    h.ack_all(w)  # a late acknowledgement is ignored
     assert h.stats("jobs").depth == 1
-    assert h.stats("jobs").consumers == 0
+    assert h.stats("jobs").consumers == 1
     assert not h.engine.unsubscribe("$q/jobs", w)
+
+
+def test_an_old_style_dead_letter_queue_takes_its_new_name(make_engine: HarnessFactory) -> None:
+    h = make_engine(spec("jobs", name="orders", max_deliveries=1))
+    w = Worker("w")
+    h.engine.subscribe("$queue/orders", w, 1)
+    h.publish("jobs", "poison")
+    h.engine.detach(w)
+    h.settle()
+    h.engine.flush()
+    h.settle()
+    with sqlite3.connect(h.path) as conn:  # what an earlier version wrote
+        conn.execute("UPDATE queue_messages SET queue = 'orders.dlq' WHERE queue = '$dlq/orders'")
+        conn.execute("UPDATE queues SET name = 'orders.dlq' WHERE name = '$dlq/orders'")
+    h.restart()
+    assert [r[0] for r in h.rows("$dlq/orders")] == [b"poison"]
+    assert h.stats("$dlq/orders").kind == "dead_letter"
+    assert all(s.name != "orders.dlq" for s in h.engine.stats())

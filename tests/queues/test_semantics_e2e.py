@@ -275,7 +275,7 @@ def test_max_deliveries_moves_a_poison_message_to_the_dead_letter_queue(
     stats = admin.stats("poison")
     assert (stats["depth"], stats["dead_lettered"]) == (0, 1)
     with connected(gw.port, "inspector", MQTT_311) as inspector:
-        assert inspector.subscribe("$queue/poison.dlq", qos=1).reason_codes == [1]
+        assert inspector.subscribe("$queue/$dlq/poison", qos=1).reason_codes == [1]
         dead = inspector.receive()
         assert (dead.topic, dead.payload) == ("poison/x", b"poison")
 

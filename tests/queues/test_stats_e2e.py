@@ -153,7 +153,7 @@ def test_counters_redeliveries_drops_replacements_rejections_dead_letters(
 
     want: dict[str, dict[str, Any]] = {
         "work": {"depth": 3, "redelivered": 2, "dead_lettered": 2, "consumers": 0},
-        "work.dlq": {"depth": 2, "kind": "dead_letter"},
+        "$dlq/work": {"depth": 2, "kind": "dead_letter"},
         "ring": {"depth": 3, "dropped": 2},
         "state": {"depth": 1, "replaced": 2, "kind": "last_value"},
         "capped": {"depth": 1, "rejected": 1},
@@ -174,7 +174,7 @@ def test_counters_redeliveries_drops_replacements_rejections_dead_letters(
     sys = SysWatcher(gw.port)
     try:
         sys.queues(matches)
-        assert sys.wait("$SYS/broker/queues/work.dlq/depth", lambda p: p == "2")
+        assert sys.wait("$SYS/broker/queues/$dlq/work/depth", lambda p: p == "2")
     finally:
         sys.close()
 
@@ -187,9 +187,9 @@ def test_counters_redeliveries_drops_replacements_rejections_dead_letters(
 
     with RawClient(gw.port, MQTT_311) as dlq:  # the dead letters, consumable by name
         dlq.connect("dlq-reader")
-        dlq.subscribe("$queue/work.dlq", qos=1)
+        dlq.subscribe("$queue/$dlq/work", qos=1)
         assert [dlq.receive().payload for _ in range(2)] == [b"w0", b"w1"]
-    wait_until(lambda: admin.stats("work.dlq")["depth"] == 0, 5, "the dead letters consumed")
+    wait_until(lambda: admin.stats("$dlq/work")["depth"] == 0, 5, "the dead letters consumed")
 
 
 def test_a_deleted_queue_leaves_no_stale_sys_topics(gateway_factory: GatewayFactory) -> None:

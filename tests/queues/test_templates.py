@@ -67,7 +67,7 @@ def test_instances_dead_letter_into_the_template_dead_letter_queue(
     h.publish("lights/l1/commands", "bad")
     h.engine.detach(device)
     h.settle()
-    assert [r[0] for r in h.rows("lights/any/commands.dlq")] == [b"bad"]
+    assert [r[0] for r in h.rows("$dlq/lights/+/commands")] == [b"bad"]
 
 
 def test_unknown_queue_filters_are_refused(make_engine: HarnessFactory) -> None:
