@@ -19,6 +19,7 @@ from gateway.bridge.manager import Bridges
 from gateway.bridge.rules import queue_specs
 from gateway.broker import listeners, sysstats
 from gateway.broker.access import Access
+from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
 from gateway.broker.handle_connect import MAX_EXPIRY
 from gateway.broker.retained import RetainedStore
@@ -83,6 +84,7 @@ class Broker:
         self.committer: Committer
         self.engine: QueueEngine
         self.session_store: SessionStore
+        self.backlogs: BacklogContext
 
     # ------------------------------------------------------------------ life cycle
 
@@ -97,6 +99,10 @@ class Broker:
         with loading(path):  # a damaged page read here: one clear error, not a traceback
             self._running_marker.touch()
             self.session_store = SessionStore(self.committer)
+            mqtt = self.config.mqtt
+            self.backlogs = BacklogContext(self.session_store, self.clock,
+                                           mqtt.max_queued_messages, mqtt.max_queued_bytes,
+                                           mqtt.queued_overflow)
             table = RetainedTable(self.committer)
             self.retained = RetainedStore(table.persist)
             for message in table.load_all():
@@ -137,21 +143,22 @@ class Broker:
                 self._running_marker.unlink(missing_ok=True)
 
     def _restore_sessions(self) -> None:
+        """Sessions, their subscriptions and QoS 2 releases; owed messages stay on disk."""
         now = self.clock()
+        self.session_store.delete_orphans()
         for stored in self.session_store.load_all():
             since = stored.disconnected_at or now
             if stored.expiry != MAX_EXPIRY and now - since >= stored.expiry:
                 self.session_store.delete(stored.client_id)
                 continue
-            session = Session(stored.client_id, stored.expiry, disconnected_at=since,
-                              max_queued=self.config.mqtt.max_queued_messages)
+            session = Session.new(stored.client_id, self.backlogs, stored.expiry)
+            session.disconnected_at = since
+            session.backlog.disk_count, session.backlog.disk_bytes = stored.backlog
             self.sessions[session.client_id] = session
             for sub, ident in stored.subscriptions:
                 entry = SubEntry(session, sub, ident)
                 session.subscriptions[sub.filter] = entry
                 self._route_entry(sub.filter, entry)
-            for row_id, message, qos in stored.messages:
-                session.queued.append(Outgoing(message, qos, store_id=row_id))
             for row_id, message, qos, packet_id in stored.released:
                 session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
                                                        released=True)
@@ -188,7 +195,7 @@ class Broker:
         self.wills.cancel(client_id)  # the session continues: its delayed will is cancelled
         present = session is not None
         if session is None:
-            session = Session(client_id, max_queued=self.config.mqtt.max_queued_messages)
+            session = Session.new(client_id, self.backlogs)
             self.sessions[client_id] = session
         was_persistent = session.persistent
         session.expiry = expiry
@@ -203,7 +210,7 @@ class Broker:
                 self.session_store.replace_subscriptions(session.client_id, [
                     (e.options, e.identifier) for e in session.subscriptions.values()])
         elif was_persistent:
-            self.session_store.delete(client_id)
+            self.session_store.forget(client_id)
         return present
 
     def session_started(self, session: Session) -> None:
@@ -282,6 +289,7 @@ class Broker:
         self.engine.detach(session)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        session.backlog.clear()
         self.session_store.delete(session.client_id)
 
     def publish_will(self, client_id: str, will: Will) -> None:
@@ -309,7 +317,8 @@ class Broker:
             q = qos if qos < message.qos else message.qos
             out = Outgoing(message, q, message.retain and options.retain_as_published, ids)
             if q and session.expiry:
-                out.store_id = self.session_store.add_message(session.client_id, message, q)
+                out.store_id = self.session_store.add_message(session.client_id, message, q,
+                                                              out.retain, ids)
                 durable = True
             if not session.deliver(out):
                 self.stats.dropped += 1
@@ -359,6 +368,9 @@ class Broker:
         for session in [s for s in self.sessions.values() if s.link is None]:
             if self._expired(session, now):
                 self._discard(session)
+        for conn in self.live.values():
+            if conn.session is not None and conn.session.backlog.unstick(now):
+                conn.session.drain()
         self.engine.tick(now)
         self.bridges.tick(loop_now)
         self._check_memory()
@@ -368,10 +380,10 @@ class Broker:
             sysstats.publish(self)
 
     def memory_in_use(self) -> int:
-        """Bytes held in queue windows and unsent client output."""
+        """Bytes held in queue windows, session read-aheads and unsent client output."""
         buffered = sum(c.transport.get_write_buffer_size() for c in self.connections
                        if c.transport is not None)
-        return self.engine.memory_bytes + buffered
+        return self.engine.memory_bytes + self.backlogs.memory + buffered
 
     def _check_memory(self) -> None:
         """Above the global budget, producers are paused (in `handle_publish`); below, resumed."""

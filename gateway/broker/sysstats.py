@@ -53,6 +53,11 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "store/commits": broker.committer.commits,
         "store/failed": broker.committer.failed or "",
         "queues/backlog": broker.engine.backlog,
+        "sessions/queued": sum(len(x.backlog) for x in broker.sessions.values()),
+        "sessions/queued bytes": sum(x.backlog.bytes for x in broker.sessions.values()),
+        "sessions/dropped": broker.backlogs.dropped,
+        "sessions/overflowing": broker.backlogs.overflowing,
+        "memory/in use": broker.memory_in_use(),
     }
 
 

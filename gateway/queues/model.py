@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from gateway.messages import Message
+from gateway.messages import MESSAGE_OVERHEAD, Message
 
 if TYPE_CHECKING:
     from gateway.queues.queue import Queue
@@ -20,7 +20,7 @@ Kind = Literal["standard", "last_value", "template", "instance", "dead_letter"]
 QUOTA_EXCEEDED = 0x97
 UNSPECIFIED_ERROR = 0x80
 TOPIC_FILTER_INVALID = 0x8F
-ENTRY_OVERHEAD = 200  # bytes of RAM an in-memory message costs beyond its topic and payload
+ENTRY_OVERHEAD = MESSAGE_OVERHEAD  # bytes of RAM an in-memory message costs beyond its size
 NEVER = float("inf")
 
 
