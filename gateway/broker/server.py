@@ -51,6 +51,7 @@ class Stats:
     connections_total: int = 0
     clients_maximum: int = 0
     dropped: int = 0
+    expired: int = 0
 
 
 @dataclass(slots=True)
@@ -367,6 +368,7 @@ class Broker:
             self.publish_will(pending.client_id, pending.will)
         for session in [s for s in self.sessions.values() if s.link is None]:
             if self._expired(session, now):
+                self.stats.expired += 1
                 self._discard(session)
         for conn in self.live.values():
             if conn.session is not None and conn.session.backlog.unstick(now):

@@ -40,7 +40,7 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "clients/disconnected": sum(1 for x in broker.sessions.values() if x.link is None),
         "clients/total": len(broker.sessions),
         "clients/maximum": s.clients_maximum,
-        "clients/expired": 0,
+        "clients/expired": s.expired,
         "messages/received": s.messages_received,
         "messages/sent": s.messages_sent,
         "messages/dropped": s.dropped,
