@@ -62,6 +62,9 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
     if reason:
         _refuse(conn, reason, "will refused")
         return
+    if broker.limits.connection_refused(broker, p.username, client_id):
+        _refuse(conn, Reason.QUOTA_EXCEEDED, "too many connections for this user")
+        return
     _negotiate(conn, p)
     conn.client_id = client_id
     conn.username = p.username

@@ -22,6 +22,7 @@ from gateway.broker.access import Access
 from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
 from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.limits import Limits
 from gateway.broker.retained import RetainedStore
 from gateway.broker.router import Router
 from gateway.broker.session import Outgoing, Session, SubEntry
@@ -74,6 +75,7 @@ class Broker:
         self.wills = WillScheduler()
         self.access = Access(config.auth)
         self.stats = Stats()
+        self.limits = Limits()
         self.started_at = time.monotonic()
         self.servers: list[asyncio.Server] = []
         self.retained = RetainedStore()

@@ -58,6 +58,8 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "sessions/dropped": broker.backlogs.dropped,
         "sessions/overflowing": broker.backlogs.overflowing,
         "memory/in use": broker.memory_in_use(),
+        "limits/subscriptions refused": broker.limits.subscriptions.total,
+        "limits/connections refused": broker.limits.connections.total,
     }
 
 
