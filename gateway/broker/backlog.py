@@ -247,6 +247,8 @@ class Backlog:
         stored = [out for out in self.ram if out.store_id]
         self.gen += 1
         self.refilling = False
+        if not self.ram:
+            self.ram = deque()  # one block, not the ones a drained burst left behind
         if not stored:
             return
         kept = deque(out for out in self.ram if not out.store_id)
