@@ -35,6 +35,7 @@ from gateway.mqtt.topics import parse_shared
 from gateway.queues.engine import QueueEngine
 from gateway.store.committer import Committer
 from gateway.store.db import DB_NAME, loading, migrate
+from gateway.store.disk import DiskBudget
 from gateway.store.queues import QueueStore
 from gateway.store.sessions import RetainedTable, SessionStore
 
@@ -88,6 +89,7 @@ class Broker:
         self.engine: QueueEngine
         self.session_store: SessionStore
         self.backlogs: BacklogContext
+        self.disk: DiskBudget
 
     # ------------------------------------------------------------------ life cycle
 
@@ -99,6 +101,8 @@ class Broker:
         unclean = self._running_marker.exists()
         self.committer = Committer(path, self.config.storage.synchronous, self.loop)
         migrate(self.committer.connection, path, check=unclean)
+        storage = self.config.storage
+        self.disk = DiskBudget(self.committer, storage.max_disk_bytes, storage.min_free_bytes)
         with loading(path):  # a damaged page read here: one clear error, not a traceback
             self._running_marker.touch()
             self.session_store = SessionStore(self.committer)
@@ -114,6 +118,7 @@ class Broker:
                                       self.config.storage, self.clock)
             self.engine.load()
             self._restore_sessions()
+            self.disk.start()
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
@@ -376,6 +381,7 @@ class Broker:
             if conn.session is not None and conn.session.backlog.unstick(now):
                 conn.session.drain()
         self.engine.tick(now)
+        self.disk.check()
         self.bridges.tick(loop_now)
         self._check_memory()
         interval = self.config.mqtt.sys_interval

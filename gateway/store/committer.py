@@ -73,6 +73,7 @@ class Committer:
         self._reported_at = -REPORT_INTERVAL
         self.commits = 0
         self.writes = 0
+        self.bytes_written = 0  # message bytes the stores submitted (for the disk budget)
         self._lock = threading.Lock()
 
     @property

@@ -90,6 +90,7 @@ class SessionStore:
                     sub_ids: tuple[int, ...] = ()) -> int:
         """Persist one owed delivery; returns its row id for `remove_message`."""
         row_id = next(self._ids)
+        self._c.bytes_written += message.size
         props = message.properties
         if sub_ids:  # per delivery, never part of the stored message's own properties
             props = {**props, "subscription_identifier": list(sub_ids)}
