@@ -41,6 +41,12 @@ def handle_publish(conn: Connection, p: Publish) -> None:
             and conn.inbound_unacked >= settings.receive_maximum):
         raise MQTTError(Reason.RECEIVE_MAXIMUM_EXCEEDED, "too many unacknowledged QoS 1/2")
     broker.stats.messages_received += 1
+    if p.qos and broker.disk.refuses():  # the store is at its disk budget (store/disk.py)
+        if conn.version != MQTT_5:
+            conn.close()  # 3.1.1 cannot refuse a message: no PUBACK, the client sends it again
+            return
+        _acknowledge(conn, p, Reason.QUOTA_EXCEEDED, False)
+        return
     if not broker.access.can_publish(conn.username, conn.client_id, topic):
         _acknowledge(conn, p, Reason.NOT_AUTHORIZED if conn.version == MQTT_5 else 0, False)
         return
