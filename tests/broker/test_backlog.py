@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
+from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish, Subscription
 from gateway.mqtt.properties import Properties
 from tests.conftest import GatewayFactory
 from tests.queues.e2e import Admin
@@ -148,3 +148,23 @@ def test_a_thousand_offline_backlogs_stay_on_disk(gateway_factory: GatewayFactor
     assert rss_kib(gw.proc.pid) < before + 24 * 1024
     for client_id in sessions[::100]:
         assert collect(gw.port, client_id, 40) == [b"%d" % n + payload for n in range(40)]
+
+
+def test_a_backlog_keeps_each_delivery_as_the_client_asked_for_it(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    """Retain as published and the subscription identifier are per delivery: they are stored
+    with the owed message, also across a restart."""
+    gw = gateway_factory()
+    expiry: Properties = {"session_expiry_interval": 600}
+    with connected(gw.port, tag, properties=expiry) as sub:
+        sub.subscribe(Subscription(f"{tag}/+", 1, retain_as_published=True),
+                      properties={"subscription_identifier": [9]})
+        sub.disconnect()
+    with connected(gw.port, f"{tag}-pub") as pub:
+        pub.publish(f"{tag}/r", b"kept", 1, retain=True)
+    gw.restart()
+    with RawClient(gw.port) as back:
+        assert back.connect(tag, clean_start=False, properties=expiry).session_present
+        got = back.receive()
+        assert (got.payload, got.retain, got.properties.get("subscription_identifier")) == (
+            b"kept", True, [9])
