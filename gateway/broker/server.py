@@ -154,12 +154,15 @@ class Broker:
         """Sessions, their subscriptions and QoS 2 releases; owed messages stay on disk."""
         now = self.clock()
         self.session_store.delete_orphans()
+        mqtt = self.config.mqtt  # sessions stored under a larger cap (or none) get today's
+        cap = max(mqtt.max_session_expiry, mqtt.persistent_session_expiry or MAX_EXPIRY)
         for stored in self.session_store.load_all():
             since = stored.disconnected_at or now
-            if stored.expiry != MAX_EXPIRY and now - since >= stored.expiry:
+            expiry = min(stored.expiry, cap)
+            if expiry != MAX_EXPIRY and now - since >= expiry:
                 self.session_store.delete(stored.client_id)
                 continue
-            session = Session.new(stored.client_id, self.backlogs, stored.expiry)
+            session = Session.new(stored.client_id, self.backlogs, expiry)
             session.disconnected_at = since
             session.backlog.disk_count, session.backlog.disk_bytes = stored.backlog
             self.sessions[session.client_id] = session

@@ -68,3 +68,16 @@ def test_a_session_that_expired_while_the_gateway_was_down_is_deleted_at_start(
     time.sleep(2.1)  # the session's expiry passes while nothing runs
     gw.start()
     wait_until(lambda: stored_rows(gw, tag) == 0, 5.0, "the expired session's rows to go")
+
+
+def test_sessions_stored_to_live_forever_get_todays_cap_at_start(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    """A 3.1.1 session kept forever (as before persistent_session_expiry existed) expires
+    under the caps in force when the gateway starts again (the larger of the two: the store
+    does not say which protocol a session spoke)."""
+    gw = gateway_factory("[mqtt]\npersistent_session_expiry = 0\n")
+    owe_one_message(gw, tag, MQTT_311)
+    gw.stop()
+    gw.config_text = SHORT
+    gw.start()
+    wait_until(lambda: stored_rows(gw, tag) == 0, 5.0, "the expired session's rows to go")
