@@ -94,9 +94,10 @@ class SessionStore:
         props = message.properties
         if sub_ids:  # per delivery, never part of the stored message's own properties
             props = {**props, "subscription_identifier": list(sub_ids)}
-        self._c.write(_INSERT, (row_id, client_id, message.topic, message.payload, qos,
-                                int(retain), pack_props(props), message.created,
-                                message.expires_at, message.client_id, message.size))
+        self._c.write_grouped(_INSERT, (
+            row_id, client_id, message.topic, message.payload, qos, int(retain),
+            pack_props(props), message.created, message.expires_at, message.client_id,
+            message.size))
         return row_id
 
     def read_backlog(self, client_id: str, after: int, limit: int, max_bytes: int,
@@ -127,7 +128,7 @@ class SessionStore:
                       (packet_id, row_id))
 
     def remove_message(self, row_id: int) -> None:
-        self._c.write(_DELETE, (row_id,))
+        self._c.write_grouped(_DELETE, (row_id,))
 
     def load_all(self) -> list[StoredSession]:
         """Every stored session with its owed messages in order (start-up, synchronous)."""
