@@ -85,15 +85,17 @@ def mosquitto_config(port: int, workdir: Path, persistence: bool) -> str:
     )
 
 
-# Like Mosquitto's `max_queued_messages 0`: a persistent session keeps everything it is sent
-# (edgeq's default, 10,000, would drop most of the drain scenario's messages).
-EDGEQ_MAX_QUEUED = 10_000_000
+# Like Mosquitto's `max_queued_messages 0` (and its default `max_queued_bytes 0`): a persistent
+# session keeps everything it is sent (edgeq's defaults, 100,000 messages and 64 MiB, would drop
+# most of the backlog scenario's 200,000 x 1 KiB).
+EDGEQ_MAX_QUEUED = 0
 
 
 def edgeq_config(queues: list[QueueDecl]) -> str:
-    """edgeq's defaults, except the session queue limit, no fsync per commit, and the
+    """edgeq's defaults, except the session backlog caps, no fsync per commit, and the
     scenario's queues."""
-    mqtt = f"[mqtt]\nmax_queued_messages = {EDGEQ_MAX_QUEUED}\n"
+    mqtt = (f"[mqtt]\nmax_queued_messages = {EDGEQ_MAX_QUEUED}\n"
+            f"max_queued_bytes = {EDGEQ_MAX_QUEUED}\n")
     storage = '[storage]\nsynchronous = "normal"\n'
     return "\n".join([mqtt, storage, *(q.toml() for q in queues)])
 

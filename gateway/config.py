@@ -67,8 +67,14 @@ class MqttSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     receive_maximum: Annotated[int, Meta(ge=1, le=65535)] = 100
     topic_alias_maximum: Annotated[int, Meta(ge=0, le=65535)] = 32
     max_keepalive: Annotated[int, Meta(ge=0, le=65535)] = 0
-    max_session_expiry: NonNegative = 0xFFFFFFFF
-    max_queued_messages: NonNegative = 10_000
+    max_session_expiry: NonNegative = 7 * 24 * 3600
+    persistent_session_expiry: NonNegative = 7 * 24 * 3600
+    max_queued_messages: NonNegative = 100_000
+    max_queued_bytes: NonNegative = 64 * 1024 * 1024
+    queued_overflow: Literal["drop_oldest", "drop_new"] = "drop_oldest"
+    max_inflight_messages: Annotated[int, Meta(ge=1, le=65535)] = 100
+    max_subscriptions_per_client: NonNegative = 1000
+    max_connections_per_user: NonNegative = 0
     max_qos: Annotated[int, Meta(ge=0, le=2)] = 2
     retain_available: bool = True
     connect_timeout: Annotated[float, Meta(gt=0)] = 10.0
@@ -85,6 +91,8 @@ class StorageSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     max_queues: NonNegative = 1000
     max_instances: NonNegative = 10_000
     instance_expiry: NonNegative = 3600
+    max_disk_bytes: NonNegative = 0
+    min_free_bytes: NonNegative = 64 * 1024 * 1024
 
 
 class AuthSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

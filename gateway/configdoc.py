@@ -33,9 +33,26 @@ DESCRIPTIONS: dict[str, str] = {
     "mqtt.topic_alias_maximum": "Topic aliases a 5.0 client may use towards us.",
     "mqtt.max_keepalive": "Upper bound for client keepalive in seconds (0: none). A client "
                           "asking for more (or 0) is told Server Keep Alive.",
-    "mqtt.max_session_expiry": "Upper bound for 5.0 session expiry in seconds.",
-    "mqtt.max_queued_messages": "QoS 1/2 messages kept per session beyond its in-flight window "
-                                "(offline clients included); further ones are dropped and counted.",
+    "mqtt.max_session_expiry": "Upper bound for 5.0 session expiry in seconds (a client asking "
+                               "for more is told the bound in CONNACK); an offline session is "
+                               "deleted, with its messages, when it expires.",
+    "mqtt.persistent_session_expiry": "Seconds a 3.1.1 persistent session (clean session 0) is "
+                                      "kept while its client is away, like Mosquitto's "
+                                      "`persistent_client_expiration` (0: forever).",
+    "mqtt.max_queued_messages": "QoS 1/2 messages a session may owe beyond its in-flight window "
+                                "(offline clients included; 0: no limit). Persistent sessions "
+                                "keep them on disk, see docs/sizing.md.",
+    "mqtt.max_queued_bytes": "Bytes (topic, payload, properties) a session may owe beyond its "
+                             "in-flight window (0: no limit).",
+    "mqtt.queued_overflow": "At `max_queued_messages` or `max_queued_bytes`: `drop_oldest` or "
+                            "`drop_new`; logged once per episode, counted in "
+                            "`edgeq_sessions_dropped`.",
+    "mqtt.max_inflight_messages": "Outbound QoS 1/2 messages in flight per client (the "
+                                  "client's Receive Maximum lowers it further).",
+    "mqtt.max_subscriptions_per_client": "Subscriptions one session may hold (0: no limit); "
+                                         "more are refused with SUBACK 0x97 (3.1.1: 0x80).",
+    "mqtt.max_connections_per_user": "Connections one user name may have open at once (0: no "
+                                     "limit); more are refused with CONNACK 0x97 (3.1.1: 0x03).",
     "mqtt.max_qos": "Highest QoS granted (0, 1 or 2).",
     "mqtt.retain_available": "Whether retained messages are accepted.",
     "mqtt.connect_timeout": "Seconds a new connection has to send CONNECT (slowloris guard).",
@@ -60,6 +77,11 @@ DESCRIPTIONS: dict[str, str] = {
                              "that would create one more gets 0x97 Quota exceeded (0: no limit).",
     "storage.instance_expiry": "Seconds an empty template instance without consumers is kept "
                                "before it is removed (0: never).",
+    "storage.max_disk_bytes": "Bytes the store (database and its journal) may use (0: no "
+                              "limit); at it, QoS 1/2 messages that would be stored are refused "
+                              "(5.0 PUBACK 0x97) until space is freed.",
+    "storage.min_free_bytes": "Free bytes to leave on the store's file system; below it, the "
+                              "same refusal as `max_disk_bytes`.",
     "auth": "Authentication and authorisation (docs/operations.md).",
     "auth.allow_anonymous": "Accept clients without a user name.",
     "auth.password_file": "Password file managed with `edgeq passwd` (empty: none).",

@@ -3,6 +3,12 @@
 A `Message` is what a PUBLISH carries once it is accepted: topic, payload, QoS, retain flag,
 the 5.0 properties to forward, who sent it and when it expires. It is never mutated after
 creation; deliveries wrap it instead.
+
+`Message.size` is the one measure of a message that every limit uses (queue `max_bytes`, session
+backlog caps, the memory budget, metrics): topic, payload and properties, each user property
+with the Python objects that hold it, so that a message of ten thousand empty user properties
+is not counted as empty. `MESSAGE_OVERHEAD` is the fixed cost of one message held in RAM (the
+objects around it), added by whoever keeps messages in memory.
 """
 
 from __future__ import annotations
@@ -10,6 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.mqtt.properties import Properties
+
+MESSAGE_OVERHEAD = 200  # bytes of RAM one held message costs beyond `Message.size`
+_PAIR_OVERHEAD = 170  # a user property: its tuple, two str objects and a list slot
+_VALUE_OVERHEAD = 50  # a str or bytes property value: its object header
+_PROPS_OVERHEAD = 64  # the property dict itself
 
 _PER_HOP = ("topic_alias", "subscription_identifier", "message_expiry_interval",
             "will_delay_interval")
@@ -25,6 +36,12 @@ class Message:
     client_id: str = ""
     created: float = 0.0
     expires_at: float | None = None
+    size: int = field(default=-1, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:  # `received` and the stores pass it; everyone else gets it here
+            object.__setattr__(self, "size", message_size(self.topic, self.payload,
+                                                          self.properties))
 
     def remaining_expiry(self, now: float) -> int | None:
         """Seconds of message expiry left (5.0 §3.3.2.3.3), or None without expiry."""
@@ -35,9 +52,26 @@ class Message:
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
-    @property
-    def size(self) -> int:
-        return len(self.payload) + len(self.topic)
+
+def message_size(topic: str, payload: bytes, properties: Properties) -> int:
+    """Bytes a message's content costs: topic, payload and properties (see `properties_size`)."""
+    size = len(topic) + len(payload)
+    if properties:
+        size += properties_size(properties)
+    return size
+
+
+def properties_size(properties: Properties) -> int:
+    """Bytes 5.0 properties cost in RAM: their values plus the objects that hold them."""
+    total = _PROPS_OVERHEAD
+    for key, value in properties.items():
+        if isinstance(value, (str, bytes)):
+            total += len(value) + _VALUE_OVERHEAD
+        elif key != "user_property":
+            total += 8
+    for name, text in properties.get("user_property", ()):
+        total += len(name) + len(text) + _PAIR_OVERHEAD
+    return total
 
 
 def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
@@ -52,4 +86,7 @@ def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Pro
         if any(k in properties for k in _PER_HOP):
             properties = {k: v for k, v in properties.items()  # type: ignore[assignment]
                           if k not in _PER_HOP}
-    return Message(topic, payload, qos, retain, properties, client_id, now, expires_at)
+    size = len(topic) + len(payload)
+    if properties:
+        size += properties_size(properties)
+    return Message(topic, payload, qos, retain, properties, client_id, now, expires_at, size)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bench.scenarios import pubsub, queues, scale
+from bench.scenarios import backlog, pubsub, queues, scale
 from bench.scenarios.common import Scenario
 
-ALL: list[Scenario] = [*pubsub.SCENARIOS, *queues.SCENARIOS, *scale.SCENARIOS]
+ALL: list[Scenario] = [*pubsub.SCENARIOS, *backlog.SCENARIOS, *queues.SCENARIOS,
+                        *scale.SCENARIOS]
 BY_NAME = {s.name: s for s in ALL}
 
 # Row titles; a scenario may return rows under other names (burst → burst, ready-queued).

@@ -336,4 +336,4 @@ class Connection(asyncio.Protocol):
                 "listener": self.listener, "keepalive": self.keepalive,
                 "connected_seconds": round(self.broker.loop.time() - self.connected_at, 1),
                 "inflight": len(self.session.inflight) if self.session else 0,
-                "queued": len(self.session.queued) if self.session else 0}
+                "queued": len(self.session.backlog) if self.session else 0}

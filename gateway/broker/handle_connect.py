@@ -65,6 +65,9 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
     if reason:
         _refuse(conn, reason, "will refused")
         return
+    if broker.limits.connection_refused(broker, p.username, client_id):
+        _refuse(conn, Reason.QUOTA_EXCEEDED, "too many connections for this user")
+        return
     _negotiate(conn, p)
     conn.client_id = client_id
     conn.username = p.username
@@ -116,7 +119,7 @@ def _negotiate(conn: Connection, p: Connect) -> None:
     max_packet = props.get("maximum_packet_size", 268_435_460)
     if receive_maximum == 0 or max_packet == 0:
         raise protocol_error("receive maximum and maximum packet size must not be 0")
-    conn.receive_maximum = receive_maximum
+    conn.receive_maximum = min(receive_maximum, conn.broker.config.mqtt.max_inflight_messages)
     conn.max_packet_out = max_packet
     conn.alias_max_out = props.get("topic_alias_maximum", 0)
     conn.problem_info = props.get("request_problem_information", 1) == 1
@@ -127,10 +130,12 @@ def _negotiate(conn: Connection, p: Connect) -> None:
 
 
 def _session_expiry(conn: Connection, p: Connect) -> int:
+    """5.0: what the client asks, up to `max_session_expiry`; 3.1.1 clean session 0:
+    `persistent_session_expiry` (0 there means forever)."""
+    settings = conn.broker.config.mqtt
     if conn.version != MQTT_5:
-        return 0 if p.clean_start else MAX_EXPIRY
-    return min(p.properties.get("session_expiry_interval", 0),
-               conn.broker.config.mqtt.max_session_expiry)
+        return 0 if p.clean_start else (settings.persistent_session_expiry or MAX_EXPIRY)
+    return min(p.properties.get("session_expiry_interval", 0), settings.max_session_expiry)
 
 
 def _connack_props(conn: Connection, p: Connect, assigned: bool, expiry: int) -> Properties:

@@ -49,6 +49,12 @@ def handle_publish(conn: Connection, p: Publish) -> None:
         broker.stats.publish_refused += 1
         _acknowledge(conn, p, refused if conn.version == MQTT_5 else 0, False)
         return
+    if p.qos and broker.disk.refuses():  # the store is at its disk budget (store/disk.py)
+        if conn.version != MQTT_5:
+            conn.close()  # 3.1.1 cannot refuse a message: no PUBACK, the client sends it again
+            return
+        _acknowledge(conn, p, Reason.QUOTA_EXCEEDED, False)
+        return
     message = received(topic, p.payload, p.qos, p.retain, p.properties, conn.client_id,
                        broker.clock())
     result = broker.publish(message)

@@ -48,6 +48,8 @@ def subscribe_one(conn: Connection, session: Session, sub: Subscription,
     error = topic_filter_error(sub.filter)
     if error:
         return Reason.TOPIC_FILTER_INVALID, False
+    if broker.limits.subscription_refused(broker, session, sub.filter):
+        return Reason.QUOTA_EXCEEDED, False
     granted = min(sub.qos, broker.config.mqtt.max_qos)
     entry = SubEntry(session, Subscription(sub.filter, granted, sub.no_local,
                                            sub.retain_as_published, sub.retain_handling), ident)

@@ -19,8 +19,10 @@ from gateway.bridge.manager import Bridges
 from gateway.bridge.rules import queue_specs
 from gateway.broker import listeners, sysstats
 from gateway.broker.access import Access
+from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
 from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.limits import Limits
 from gateway.broker.retained import RetainedStore
 from gateway.broker.router import Router
 from gateway.broker.session import Outgoing, Session, SubEntry
@@ -33,6 +35,7 @@ from gateway.mqtt.topics import parse_shared
 from gateway.queues.engine import QueueEngine
 from gateway.store.committer import Committer
 from gateway.store.db import DB_NAME, loading, migrate
+from gateway.store.disk import DiskBudget
 from gateway.store.queues import QueueStore
 from gateway.store.sessions import RetainedTable, SessionStore, decode_owner
 
@@ -53,6 +56,7 @@ class Stats:
     publish_refused: int = 0
     deliveries_denied: int = 0
     wills_waiting: int = 0
+    expired: int = 0
 
 
 @dataclass(slots=True)
@@ -75,6 +79,7 @@ class Broker:
         self.wills = WillScheduler()
         self.access = Access(config.auth, config.mqtt)
         self.stats = Stats()
+        self.limits = Limits()
         self.started_at = time.monotonic()
         self.servers: list[asyncio.Server] = []
         self.retained = RetainedStore()
@@ -86,6 +91,8 @@ class Broker:
         self.committer: Committer
         self.engine: QueueEngine
         self.session_store: SessionStore
+        self.backlogs: BacklogContext
+        self.disk: DiskBudget
 
     # ------------------------------------------------------------------ life cycle
 
@@ -97,9 +104,15 @@ class Broker:
         unclean = self._running_marker.exists()
         self.committer = Committer(path, self.config.storage.synchronous, self.loop)
         migrate(self.committer.connection, path, check=unclean)
+        storage = self.config.storage
+        self.disk = DiskBudget(self.committer, storage.max_disk_bytes, storage.min_free_bytes)
         with loading(path):  # a damaged page read here: one clear error, not a traceback
             self._running_marker.touch()
             self.session_store = SessionStore(self.committer)
+            mqtt = self.config.mqtt
+            self.backlogs = BacklogContext(self.session_store, self.clock,
+                                           mqtt.max_queued_messages, mqtt.max_queued_bytes,
+                                           mqtt.queued_overflow)
             table = RetainedTable(self.committer)
             self.retained = RetainedStore(table.persist)
             for message in table.load_all():
@@ -108,6 +121,7 @@ class Broker:
                                       self.config.storage, self.clock)
             self.engine.load()
             self._restore_sessions()
+            self.disk.start()
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
@@ -140,14 +154,20 @@ class Broker:
                 self._running_marker.unlink(missing_ok=True)
 
     def _restore_sessions(self) -> None:
+        """Sessions, their subscriptions and QoS 2 releases; owed messages stay on disk."""
         now = self.clock()
+        self.session_store.delete_orphans()
+        mqtt = self.config.mqtt  # sessions stored under a larger cap (or none) get today's
+        cap = max(mqtt.max_session_expiry, mqtt.persistent_session_expiry or MAX_EXPIRY)
         for stored in self.session_store.load_all():
             since = stored.disconnected_at or now
-            if stored.expiry != MAX_EXPIRY and now - since >= stored.expiry:
+            expiry = min(stored.expiry, cap)
+            if expiry != MAX_EXPIRY and now - since >= expiry:
                 self.session_store.delete(stored.client_id)
                 continue
-            session = Session(stored.client_id, stored.expiry, disconnected_at=since,
-                              max_queued=self.config.mqtt.max_queued_messages)
+            session = Session.new(stored.client_id, self.backlogs, expiry)
+            session.disconnected_at = since
+            session.backlog.disk_count, session.backlog.disk_bytes = stored.backlog
             if stored.owner is None:
                 session.claimed = False
             else:
@@ -157,8 +177,6 @@ class Broker:
                 entry = SubEntry(session, sub, ident)
                 session.subscriptions[sub.filter] = entry
                 self._route_entry(sub.filter, entry)
-            for row_id, message, qos in stored.messages:
-                session.queued.append(Outgoing(message, qos, store_id=row_id))
             for row_id, message, qos, packet_id in stored.released:
                 session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
                                                        released=True)
@@ -183,7 +201,8 @@ class Broker:
         if live is not None and live.username != username:
             return False
         session = self.sessions.get(client_id)
-        return session is None or not session.claimed or session.username == username
+        return (session is None or not session.claimed or session.username == username
+                or session.link is None and self._expired(session, self.clock()))
 
     def attach(self, conn: Connection, client_id: str, clean_start: bool, expiry: int,
                will: Will | None, username: str | None) -> bool:
@@ -204,7 +223,7 @@ class Broker:
         self.wills.cancel(client_id)  # the session continues: its delayed will is cancelled
         present = session is not None
         if session is None:
-            session = Session(client_id, max_queued=self.config.mqtt.max_queued_messages)
+            session = Session.new(client_id, self.backlogs)
             self.sessions[client_id] = session
         was_persistent = session.persistent
         session.expiry = expiry
@@ -220,7 +239,7 @@ class Broker:
                 self.session_store.replace_subscriptions(session.client_id, [
                     (e.options, e.identifier) for e in session.subscriptions.values()])
         elif was_persistent:
-            self.session_store.delete(client_id)
+            self.session_store.forget(client_id)
         return present
 
     def session_started(self, session: Session) -> None:
@@ -329,6 +348,7 @@ class Broker:
         self.engine.detach(session)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        session.backlog.clear()
         self.session_store.delete(session.client_id)
 
     def publish_will(self, client_id: str, will: Will, username: str | None) -> None:
@@ -375,7 +395,8 @@ class Broker:
             q = qos if qos < message.qos else message.qos
             out = Outgoing(message, q, message.retain and options.retain_as_published, ids)
             if q and session.expiry:
-                out.store_id = self.session_store.add_message(session.client_id, message, q)
+                out.store_id = self.session_store.add_message(session.client_id, message, q,
+                                                              out.retain, ids)
                 durable = True
             if not session.deliver(out):
                 self.stats.dropped += 1
@@ -424,8 +445,13 @@ class Broker:
             self.publish_will(pending.client_id, pending.will, pending.username)
         for session in [s for s in self.sessions.values() if s.link is None]:
             if self._expired(session, now):
+                self.stats.expired += 1
                 self._discard(session)
+        for conn in self.live.values():
+            if conn.session is not None and conn.session.backlog.unstick(now):
+                conn.session.drain()
         self.engine.tick(now)
+        self.disk.check()
         self.bridges.tick(loop_now)
         self._check_memory()
         interval = self.config.mqtt.sys_interval
@@ -434,10 +460,10 @@ class Broker:
             sysstats.publish(self)
 
     def memory_in_use(self) -> int:
-        """Bytes held in queue windows and unsent client output."""
+        """Bytes held in queue windows, session read-aheads and unsent client output."""
         buffered = sum(c.transport.get_write_buffer_size() for c in self.connections
                        if c.transport is not None)
-        return self.engine.memory_bytes + buffered
+        return self.engine.memory_bytes + self.backlogs.memory + buffered
 
     def _check_memory(self) -> None:
         """Above the global budget, producers are paused (in `handle_publish`); below, resumed."""

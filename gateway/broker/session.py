@@ -2,20 +2,23 @@
 
 A session outlives its connection when it is persistent (3.1.1 clean session 0, or a 5.0
 session expiry above zero). Outbound QoS 1/2 messages are either in flight (counted against the
-client's Receive Maximum) or waiting in `queued`; QoS 0 messages are sent at once when connected
-(up to the connection's output cap) and dropped when not. The session never touches a socket:
-it hands packets to `link`.
+client's Receive Maximum) or waiting in `backlog` (`gateway.broker.backlog`: a RAM read-ahead,
+the rest on disk); QoS 0 messages are sent at once when connected (up to the connection's output
+cap) and dropped when not. The session never touches a socket: it hands packets to `link`.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.messages import Message
+from gateway.broker.backlog import Backlog, BacklogContext, Outgoing
 from gateway.mqtt.packets import Subscription, Will
 from gateway.queues.model import Delivery
+
+__all__ = ["Link", "Outgoing", "Session", "SubEntry"]
+_EMPTY_SET = sys.getsizeof(set())
 
 
 @dataclass(slots=True)
@@ -25,21 +28,6 @@ class SubEntry:
     session: Session
     options: Subscription
     identifier: int = 0
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """A message on its way to this session."""
-
-    message: Message
-    qos: int
-    retain: bool = False
-    sub_ids: tuple[int, ...] = ()
-    store_id: int = 0
-    token: int = 0
-    queue: str = ""
-    dup: bool = False
-    released: bool = False
 
 
 class Link(Protocol):
@@ -55,21 +43,23 @@ class Link(Protocol):
 @dataclass(slots=True, eq=False)
 class Session:
     client_id: str
+    backlog: Backlog
     expiry: int = 0
     subscriptions: dict[str, SubEntry] = field(default_factory=dict)
     link: Link | None = None
     inflight: dict[int, Outgoing] = field(default_factory=dict)
-    queued: deque[Outgoing] = field(default_factory=deque)
     incoming_qos2: set[int] = field(default_factory=set)
     will: Will | None = None
     username: str | None = None
     claimed: bool = True  # False: stored before owners were kept; the next user claims it
     disconnected_at: float = 0.0
-    max_queued: int = 10_000
-    dropped: int = 0
     next_packet_id: int = 1
     protocol_level: int = 4
     holding: bool = False
+
+    @classmethod
+    def new(cls, client_id: str, backlogs: BacklogContext, expiry: int = 0) -> Session:
+        return cls(client_id, Backlog(backlogs), expiry)
 
     @property
     def persistent(self) -> bool:
@@ -87,7 +77,7 @@ class Session:
 
     def queue_capacity(self) -> int:
         """How many queue deliveries this session can take right now."""
-        if self.link is None or self.queued or self.holding or not self.link.writable():
+        if self.link is None or self.backlog or self.holding or not self.link.writable():
             return 0
         return max(0, self.window())
 
@@ -102,16 +92,13 @@ class Session:
                 return False
             link.send_publish(out, 0)
             return True
-        if link is not None and not self.queued and self.window() > 0 and link.writable():
+        if link is not None and not self.backlog and self.window() > 0 and link.writable():
             self._send(out)
             return True
-        if len(self.queued) >= self.max_queued and not out.token:
-            self.dropped += 1
-            return False
-        self.queued.append(out)
-        return True
+        return self.backlog.push(out, self.client_id, link is not None)
 
     def _send(self, out: Outgoing) -> None:
+        self.backlog.sent(out)
         packet_id = self._allocate_id()
         self.inflight[packet_id] = out
         assert self.link is not None
@@ -139,10 +126,20 @@ class Session:
                               tuple(ids), 0, delivery.token, delivery.queue, delivery.dup))
 
     def drain(self) -> None:
-        """Move queued messages into flight while the window and the socket allow."""
+        """Move queued messages into flight while the window and the socket allow; read the
+        next ones from disk when the read-ahead runs low."""
         link = self.link
-        while self.queued and link is not None and self.window() > 0 and link.writable():
-            self._send(self.queued.popleft())
+        if link is None:
+            return
+        backlog = self.backlog
+        while backlog.ram and self.window() > 0 and link.writable():
+            out = backlog.pop()
+            assert out is not None
+            self._send(out)
+        if backlog.overflowing:
+            backlog.check_episode(self.client_id)
+        if backlog.disk_count:
+            backlog.refill(self.client_id, self.drain)
 
     def acknowledge(self, packet_id: int) -> Outgoing | None:
         """PUBACK or PUBCOMP: the message is done; returns it (None if unknown)."""
@@ -167,4 +164,12 @@ class Session:
         self.drain()
 
     def detach(self) -> None:
+        """The connection is gone. Dicts and sets never shrink in CPython: one that held a
+        burst of thousands in flight keeps its table (~40 KB per 1,000) after they were all
+        acknowledged, so an emptied one is replaced for the time the session waits offline."""
         self.link = None
+        self.backlog.offline()
+        if not self.inflight:
+            self.inflight = {}
+        if not self.incoming_qos2 and sys.getsizeof(self.incoming_qos2) > _EMPTY_SET:
+            self.incoming_qos2 = set()

@@ -41,7 +41,7 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "clients/disconnected": sum(1 for x in broker.sessions.values() if x.link is None),
         "clients/total": len(broker.sessions),
         "clients/maximum": s.clients_maximum,
-        "clients/expired": 0,
+        "clients/expired": s.expired,
         "messages/received": s.messages_received,
         "messages/sent": s.messages_sent,
         "messages/dropped": s.dropped,
@@ -53,8 +53,19 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "protocol errors": s.protocol_errors,
         "store/commits": broker.committer.commits,
         "store/failed": broker.committer.failed or "",
+        "store/disk used": broker.disk.used,
+        "store/disk free": broker.disk.free,
+        "store/disk full": int(broker.disk.full),
+        "store/disk refused": broker.disk.refused,
         "queues/backlog": broker.engine.backlog,
         **login.counts(broker),
+        "sessions/queued": sum(len(x.backlog) for x in broker.sessions.values()),
+        "sessions/queued bytes": sum(x.backlog.bytes for x in broker.sessions.values()),
+        "sessions/dropped": broker.backlogs.dropped,
+        "sessions/overflowing": broker.backlogs.overflowing,
+        "memory/in use": broker.memory_in_use(),
+        "limits/subscriptions refused": broker.limits.subscriptions.total,
+        "limits/connections refused": broker.limits.connections.total,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from gateway.messages import Message
+from gateway.messages import MESSAGE_OVERHEAD, Message
 
 if TYPE_CHECKING:
     from gateway.queues.queue import Queue
@@ -21,7 +21,7 @@ QUOTA_EXCEEDED = 0x97
 UNSPECIFIED_ERROR = 0x80
 TOPIC_FILTER_INVALID = 0x8F
 PACKET_TOO_LARGE = 0x95
-ENTRY_OVERHEAD = 200  # bytes of RAM an in-memory message costs beyond its topic and payload
+ENTRY_OVERHEAD = MESSAGE_OVERHEAD  # bytes of RAM an in-memory message costs beyond its size
 NEVER = float("inf")
 
 

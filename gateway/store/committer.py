@@ -58,6 +58,7 @@ class Committer:
         # which must not stall the loop, so it keeps the thread.
         self._inline = synchronous != "full"
         self._ops: list[tuple[str, Any, bool]] = []
+        self._group: list[Params] = []  # the rows of the last op when `write_grouped` made it
         self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
         self._callbacks: list[Callable[[bool], None]] = []
         self._scheduled = False
@@ -73,6 +74,7 @@ class Committer:
         self._reported_at = -REPORT_INTERVAL
         self.commits = 0
         self.writes = 0
+        self.bytes_written = 0  # message bytes the stores submitted (for the disk budget)
         self._lock = threading.Lock()
 
     @property
@@ -91,6 +93,18 @@ class Committer:
 
     def write(self, sql: str, params: Params = ()) -> None:
         self._ops.append((sql, params, False))
+        self._schedule()
+
+    def write_grouped(self, sql: str, params: Params) -> None:
+        """`write`, but consecutive calls with the same statement run as one executemany
+        (a burst of acknowledgements deletes its rows in one call). Only a run that is still
+        the last op is extended, so the order of all writes is exactly that of the calls."""
+        ops = self._ops
+        if ops and ops[-1][1] is self._group and ops[-1][0] == sql:
+            self._group.append(params)
+            return
+        self._group = [params]
+        ops.append((sql, self._group, True))
         self._schedule()
 
     def write_many(self, sql: str, rows: Iterable[Params]) -> None:

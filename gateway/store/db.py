@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DB_NAME = "edgeq.db"
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,24 @@ def _v5(db: sqlite_utils.Database) -> None:
 
 
 def _v6(db: sqlite_utils.Database) -> None:
+    """A session's owed messages stay on disk: each row keeps its size, and one covering index
+    gives every session's count and bytes at start-up without reading a payload."""
+    db.table("session_messages").add_column("size", int, not_null_default=0)
+    db.execute("UPDATE session_messages SET size = length(CAST(topic AS BLOB)) + "
+               "length(payload) + coalesce(length(props), 0)")
+    db.execute("DROP INDEX IF EXISTS idx_session_messages_client_id_id")
+    db.table("session_messages").create_index(["client_id", "released", "id", "size"],
+                                              if_not_exists=True)
+
+
+def _v7(db: sqlite_utils.Database) -> None:
     """A session belongs to the user who created it: `owner` is `u:<name>` or `a` (anonymous);
     NULL for sessions stored before owners were kept (the next user to resume one claims it)."""
     db.table("sessions").add_column("owner", str)
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:

@@ -162,6 +162,7 @@ class QueueStore:
 
     def insert(self, id_: int, queue: str, message: Message, size: int, props: bytes | None,
                lv_key: str | None, created: float) -> None:
+        self.committer.bytes_written += size
         self.committer.write(INSERT, (id_, queue, message.topic, message.payload, message.qos,
                                       props, lv_key, 0, created, message.expires_at,
                                       message.client_id or None, size, int(message.retain)))

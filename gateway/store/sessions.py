@@ -2,21 +2,34 @@
 
 Only sessions with an expiry above zero are written. A message for such a session is inserted
 before the producer is acknowledged and deleted when the client acknowledges it, so a broker
-restart (or `kill -9`) loses nothing that was acknowledged.
+restart (or `kill -9`) loses nothing that was acknowledged. The row keeps the delivery as this
+client gets it (its retain flag, its subscription identifiers) and its size, so the backlog
+(`gateway.broker.backlog`) can leave it on disk and read it back in pages; at start-up only
+each session's count and bytes are read, from a covering index.
 """
 
 from __future__ import annotations
 
 import itertools
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.messages import Message
 from gateway.mqtt.packets import Subscription
+from gateway.mqtt.properties import Properties
 from gateway.store.committer import Committer
-from gateway.store.rows import message_from_row, pack_props
+from gateway.store.rows import message_from_row, pack_props, unpack_props
 
+# An owed delivery read back: row id, message, QoS, retain flag, subscription identifiers.
+Stored = tuple[int, Message, int, bool, tuple[int, ...]]
 _INSERT = ("INSERT INTO session_messages (id, client_id, topic, payload, qos, retain, props, "
-           "created, expires_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?)")
+           "created, expires_at, origin, size) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_READ = ("SELECT id, topic, payload, qos, retain, props, created, expires_at, origin, size "
+         "FROM session_messages WHERE client_id = ? AND id > ? AND released = 0 ORDER BY id")
+_REMOVE_OLDEST = ("DELETE FROM session_messages WHERE id = (SELECT id FROM session_messages "
+                  "WHERE client_id = ? AND id > ? AND released = 0 ORDER BY id LIMIT 1)")
+Row = tuple[int, str, bytes, int, int, "bytes | None", float, "float | None", "str | None", int]
 _DELETE = "DELETE FROM session_messages WHERE id = ?"
 _SAVE = ("INSERT INTO sessions (client_id, expiry, disconnected_at, subscriptions, owner) "
          "VALUES (?,?,?,'[]',?) ON CONFLICT(client_id) DO UPDATE SET expiry = excluded.expiry, "
@@ -34,7 +47,7 @@ class StoredSession:
     disconnected_at: float
     subscriptions: list[tuple[Subscription, int]]
     owner: str | None = None
-    messages: list[tuple[int, Message, int]] = field(default_factory=list)
+    backlog: tuple[int, int] = (0, 0)  # messages and bytes owed, left on disk
     released: list[tuple[int, Message, int, int]] = field(default_factory=list)
 
 
@@ -67,17 +80,49 @@ class SessionStore:
             self.subscribe(client_id, subscriptions)
 
     def delete(self, client_id: str) -> None:
-        self._c.write("DELETE FROM sessions WHERE client_id = ?", (client_id,))
-        self._c.write(_UNSUBSCRIBE_ALL, (client_id,))
+        self.forget(client_id)
         self._c.write("DELETE FROM session_messages WHERE client_id = ?", (client_id,))
 
-    def add_message(self, client_id: str, message: Message, qos: int) -> int:
-        """Persist one owed message; returns its row id for `remove_message`."""
+    def forget(self, client_id: str) -> None:
+        """The session is no longer persistent; the messages it still owes stay until it ends
+        (they are on their way to the connected client)."""
+        self._c.write("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+        self._c.write(_UNSUBSCRIBE_ALL, (client_id,))
+
+    def add_message(self, client_id: str, message: Message, qos: int, retain: bool = False,
+                    sub_ids: tuple[int, ...] = ()) -> int:
+        """Persist one owed delivery; returns its row id for `remove_message`."""
         row_id = next(self._ids)
-        self._c.write(_INSERT, (row_id, client_id, message.topic, message.payload, qos,
-                                int(message.retain), pack_props(message.properties),
-                                message.created, message.expires_at, message.client_id))
+        self._c.bytes_written += message.size
+        props = message.properties
+        if sub_ids:  # per delivery, never part of the stored message's own properties
+            props = {**props, "subscription_identifier": list(sub_ids)}
+        self._c.write_grouped(_INSERT, (
+            row_id, client_id, message.topic, message.payload, qos, int(retain),
+            pack_props(props), message.created, message.expires_at, message.client_id,
+            message.size))
         return row_id
+
+    def read_backlog(self, client_id: str, after: int, limit: int, max_bytes: int,
+                     done: Callable[[list[Stored], bool], None]) -> None:
+        """The next owed messages after row `after`: at most `limit` of them and about
+        `max_bytes`; `done(outgoing, complete)`, complete when no row is left after them."""
+        def query(conn: sqlite3.Connection) -> tuple[list[Row], bool]:
+            rows: list[Row] = []
+            total = 0
+            cursor = conn.execute(_READ + " LIMIT ?", (client_id, after, limit + 1))
+            for row in cursor:
+                if len(rows) >= limit or (rows and total + row[9] > max_bytes):
+                    return rows, False
+                rows.append(row)
+                total += row[9]
+            return rows, True
+
+        self._c.read(query, lambda result: done([_stored(r) for r in result[0]], result[1]))
+
+    def remove_oldest(self, client_id: str, after: int) -> None:
+        """Drop the oldest owed message after row `after` (a backlog over its cap)."""
+        self._c.write(_REMOVE_OLDEST, (client_id, after))
 
     def release(self, row_id: int, packet_id: int) -> None:
         """PUBREC arrived for a stored QoS 2 message: only PUBREL may follow, even after a
@@ -86,7 +131,7 @@ class SessionStore:
                       (packet_id, row_id))
 
     def remove_message(self, row_id: int) -> None:
-        self._c.write(_DELETE, (row_id,))
+        self._c.write_grouped(_DELETE, (row_id,))
 
     def load_all(self) -> list[StoredSession]:
         """Every stored session with its owed messages in order (start-up, synchronous)."""
@@ -103,18 +148,37 @@ class SessionStore:
             if stored is not None:
                 stored.subscriptions.append(
                     (Subscription(f, q, bool(nl), bool(rap), rh), ident or 0))
-        for row in conn.execute("SELECT id, client_id, topic, payload, qos, retain, props, "
-                                "created, expires_at, origin, released, packet_id "
-                                "FROM session_messages ORDER BY id"):
+        for client_id, count, size in conn.execute(
+                "SELECT client_id, count(*), total(size) FROM session_messages "
+                "WHERE released = 0 GROUP BY client_id"):
+            stored = sessions.get(client_id)
+            if stored is not None:
+                stored.backlog = (count, int(size))
+        for row in conn.execute(  # through the index, per session: no payload is read
+                "SELECT m.id, m.client_id, m.topic, m.payload, m.qos, m.retain, m.props, "
+                "m.created, m.expires_at, m.origin, m.packet_id FROM sessions AS s "
+                "JOIN session_messages AS m ON m.client_id = s.client_id AND m.released = 1 "
+                "ORDER BY m.id"):
             stored = sessions.get(row[1])
             if stored is not None:
                 msg = message_from_row(row[2], row[3], row[4], row[5], row[6], row[9], row[7],
                                        row[8])
-                if row[10]:
-                    stored.released.append((row[0], msg, row[4], row[11]))
-                else:
-                    stored.messages.append((row[0], msg, row[4]))
+                stored.released.append((row[0], msg, row[4], row[10]))
         return list(sessions.values())
+
+    def delete_orphans(self) -> None:
+        """Messages of sessions that stopped being persistent before a restart."""
+        self._c.write("DELETE FROM session_messages WHERE client_id NOT IN "
+                      "(SELECT client_id FROM sessions)")
+
+
+def _stored(row: Row) -> Stored:
+    row_id, topic, payload, qos, retain, blob, created, expires_at, origin, size = row
+    props: Properties = unpack_props(blob)
+    sub_ids = props.pop("subscription_identifier", None)
+    message = Message(topic, bytes(payload), qos, bool(retain), props, origin or "",
+                      created or 0.0, expires_at, size if size > 0 else -1)
+    return row_id, message, qos, bool(retain), tuple(sub_ids or ())
 
 
 def encode_owner(username: str | None) -> str:

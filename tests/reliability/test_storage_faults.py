@@ -30,6 +30,9 @@ QUEUE = """
 filter = "q/#"
 name = "q"
 """
+# Tests on a tiny file system: the default free-space reserve (storage.min_free_bytes, 64 MiB)
+# would refuse every message (tests/reliability/test_disk_budget.py covers the reserve).
+NO_RESERVE = "\n[storage]\nmin_free_bytes = 0\n"
 Gateways = Callable[..., GatewayProcess]
 
 
@@ -110,7 +113,7 @@ def test_disk_full_refuses_queued_messages_keeps_pubsub_and_recovers(
     disk = tmpfs("2m")
     ballast = disk.path / "ballast"
     ballast.write_bytes(b"\0" * 512 * 1024)  # freed later, as an operator would clean up
-    gw = gateways(disk.path, QUEUE)
+    gw = gateways(disk.path, QUEUE + NO_RESERVE)
 
     acked, reason = fill_queue(gw.port)
     assert reason == 0x80 and len(acked) > 10
@@ -133,7 +136,7 @@ def test_disk_full_at_shutdown_exits_cleanly_and_keeps_what_was_acknowledged(
     disk = tmpfs("2m")
     ballast = disk.path / "ballast"
     ballast.write_bytes(b"\0" * 256 * 1024)
-    gw = gateways(disk.path, QUEUE)
+    gw = gateways(disk.path, QUEUE + NO_RESERVE)
     acked, _ = fill_queue(gw.port)
     assert gw.stop() == 0  # SIGTERM with the disk still full
     assert_no_crash_in_log(gw)
@@ -160,7 +163,7 @@ def trigger_fs_error(mount: Path) -> None:
 def test_store_turning_read_only_refuses_queued_messages_and_keeps_pubsub(
         ext4: Path, gateways: Gateways) -> None:
     # full: every acknowledged message is on the device before the file system fails
-    gw = gateways(ext4, QUEUE + "\n[storage]\nsynchronous = \"full\"\n")  # logs beside it
+    gw = gateways(ext4, QUEUE + NO_RESERVE + "synchronous = \"full\"\n")  # logs beside it
     before = [f"before-{i}".encode() for i in range(20)]
     for payload in before:
         assert publish_v5(gw.port, "q/x", payload) == 0
@@ -183,7 +186,7 @@ def test_store_turning_read_only_refuses_queued_messages_and_keeps_pubsub(
 def test_read_only_store_at_start_is_one_clear_error(tmpfs: Callable[[str], Tmpfs],
                                                      gateways: Gateways) -> None:
     disk = tmpfs("4m")
-    gw = gateways(disk.path, QUEUE)
+    gw = gateways(disk.path, QUEUE + NO_RESERVE)
     assert publish_v5(gw.port, "q/x", b"kept") == 0
     assert gw.stop() == 0
     disk.remount("ro")

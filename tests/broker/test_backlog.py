@@ -1,0 +1,170 @@
+"""Offline session backlogs: kept on disk, read back in pages, capped in messages and bytes with
+a named policy, not loaded into RAM at restart (gateway/broker/backlog.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish, Subscription
+from gateway.mqtt.properties import Properties
+from tests.conftest import GatewayFactory
+from tests.queues.e2e import Admin
+from tests.support.clients import RawClient, connected
+from tests.support.procs import GatewayProcess
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0])
+
+
+def publish_many(port: int, messages: Iterable[tuple[str, bytes]],
+                 properties: Properties | None = None, window: int = 50) -> list[int]:
+    """QoS 1 publishes from one producer, `window` of them unacknowledged at a time; the PUBACK
+    reason codes in order."""
+    codes: list[int] = []
+    with connected(port, f"producer-{time.monotonic_ns()}", MQTT_5) as producer:
+        pending = 0
+        for i, (topic, payload) in enumerate(messages):
+            producer.send_packet(Publish(topic, payload, 1, False, False, i % 65535 + 1,
+                                         properties or {}))
+            pending += 1
+            if pending >= window:
+                codes.append(producer.expect(PubAck).reason_code)
+                pending -= 1
+        for _ in range(pending):
+            codes.append(producer.expect(PubAck).reason_code)
+    return codes
+
+
+def park(port: int, client_id: str, *filters: str) -> None:
+    """A 3.1.1 persistent session subscribed at QoS 1, then offline."""
+    with RawClient(port, MQTT_311) as client:
+        client.connect(client_id, clean_start=False)
+        client.subscribe(*filters, qos=1)
+        client.disconnect()
+
+
+def collect(port: int, client_id: str, count: int) -> list[bytes]:
+    """Reconnect the persistent session and take `count` messages; nothing more follows."""
+    with RawClient(port, MQTT_311) as client:
+        assert client.connect(client_id, clean_start=False).session_present
+        got = [client.receive().payload for _ in range(count)]
+        client.expect_silence(0.3)
+        client.disconnect()
+    return got
+
+
+def metric(gw: GatewayProcess, name: str) -> float:
+    for line in Admin(gw).metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def rows(gw: GatewayProcess, sql: str) -> int:
+    with sqlite3.connect(gw.data_dir / "edgeq.db") as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_a_backlog_larger_than_the_read_ahead_arrives_whole_and_in_order(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    gw = gateway_factory()
+    park(gw.port, tag, f"{tag}/t")
+    assert set(publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(3000)))) == {0}
+    assert collect(gw.port, tag, 3000) == [b"%d" % i for i in range(3000)]
+    assert rows(gw, "SELECT count(*) FROM session_messages") == 0
+
+
+def test_a_backlog_survives_a_restart_without_being_loaded(gateway_factory: GatewayFactory,
+                                                           tag: str) -> None:
+    gw = gateway_factory()
+    park(gw.port, tag, f"{tag}/t")
+    publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(1000)))
+    gw.restart()
+    assert collect(gw.port, tag, 1000) == [b"%d" % i for i in range(1000)]
+
+
+CAPPED = """
+[mqtt]
+max_queued_messages = 100
+queued_overflow = "{policy}"
+"""
+
+
+def test_at_the_cap_drop_oldest_keeps_the_newest_and_logs_once(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    gw = gateway_factory(CAPPED.format(policy="drop_oldest"))
+    park(gw.port, tag, f"{tag}/t")
+    publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(150)))
+    assert collect(gw.port, tag, 100) == [b"%d" % i for i in range(50, 150)]
+    assert gw.log().count("backlog at its cap") == 1
+    assert metric(gw, "edgeq_sessions_dropped") == 50
+
+
+def test_at_the_cap_drop_new_keeps_the_oldest(gateway_factory: GatewayFactory,
+                                              tag: str) -> None:
+    gw = gateway_factory(CAPPED.format(policy="drop_new"))
+    park(gw.port, tag, f"{tag}/t")
+    publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(150)))
+    assert collect(gw.port, tag, 100) == [b"%d" % i for i in range(100)]
+    assert gw.log().count("backlog at its cap") == 1
+    assert metric(gw, "edgeq_sessions_dropped") == 50
+    assert rows(gw, "SELECT count(*) FROM session_messages") == 0
+
+
+def test_the_byte_cap_counts_user_properties(gateway_factory: GatewayFactory,
+                                             tag: str) -> None:
+    """Ten messages of 100 user properties each: about 20 KB in RAM, not the 10 bytes of
+    their payloads; a 64 KB cap keeps only the last few."""
+    gw = gateway_factory("[mqtt]\nmax_queued_bytes = 65536\n")
+    park(gw.port, tag, f"{tag}/t")
+    heavy: Properties = {"user_property": [(f"k{i}", "v" * 100) for i in range(100)]}
+    publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(10)), heavy)
+    kept = 65536 // (100 * (100 + 2 + 170))
+    assert collect(gw.port, tag, kept) == [b"%d" % i for i in range(10 - kept, 10)]
+
+
+def test_a_thousand_offline_backlogs_stay_on_disk(gateway_factory: GatewayFactory,
+                                                  tag: str) -> None:
+    """1,000 persistent sessions owed 40 x 2 KiB each (80 MB): RSS stays flat while they
+    accumulate and after a restart; each is delivered whole on return."""
+    gw = gateway_factory()
+    sessions = [f"{tag}-{i}" for i in range(1000)]
+    for client_id in sessions:
+        park(gw.port, client_id, f"{tag}/{client_id}")
+    assert gw.proc is not None
+    before = rss_kib(gw.proc.pid)
+    payload = b"x" * 2048
+    publish_many(gw.port, ((f"{tag}/{c}", b"%d" % n + payload) for n in range(40)
+                           for c in sessions))
+    assert rss_kib(gw.proc.pid) - before < 24 * 1024
+    assert rows(gw, "SELECT count(*) FROM session_messages") == 40_000
+    gw.restart()
+    assert gw.proc is not None
+    assert rss_kib(gw.proc.pid) < before + 24 * 1024
+    for client_id in sessions[::100]:
+        assert collect(gw.port, client_id, 40) == [b"%d" % n + payload for n in range(40)]
+
+
+def test_a_backlog_keeps_each_delivery_as_the_client_asked_for_it(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    """Retain as published and the subscription identifier are per delivery: they are stored
+    with the owed message, also across a restart."""
+    gw = gateway_factory()
+    expiry: Properties = {"session_expiry_interval": 600}
+    with connected(gw.port, tag, properties=expiry) as sub:
+        sub.subscribe(Subscription(f"{tag}/+", 1, retain_as_published=True),
+                      properties={"subscription_identifier": [9]})
+        sub.disconnect()
+    with connected(gw.port, f"{tag}-pub") as pub:
+        pub.publish(f"{tag}/r", b"kept", 1, retain=True)
+    gw.restart()
+    with RawClient(gw.port) as back:
+        assert back.connect(tag, clean_start=False, properties=expiry).session_present
+        got = back.receive()
+        assert (got.payload, got.retain, got.properties.get("subscription_identifier")) == (
+            b"kept", True, [9])
