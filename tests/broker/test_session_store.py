@@ -42,7 +42,7 @@ def test_grouped_deletes_never_run_before_the_insert_they_follow(tmp_path: Path)
 def test_a_backlog_is_read_in_pages_bounded_in_messages_and_bytes(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
     committer, store = open_store(tmp_path / "s.db", loop)
-    store.save("c", 60, 0.0)
+    store.save("c", 60, 0.0, None)
     ids = [store.add_message("c", received("t", b"x" * 1000, 1, False, {}, "p", 0.0), 1,
                              True, (4,)) for _ in range(10)]
     pages: list[tuple[list[Stored], bool]] = []
