@@ -65,7 +65,12 @@ def handle_publish(conn: Connection, p: Publish) -> None:
         return
     reason = result.reason if result.reason else (0 if result.matched else
                                                   Reason.NO_MATCHING_SUBSCRIBERS)
-    _acknowledge(conn, p, reason if conn.version == MQTT_5 else 0, result.durable)
+    durable = result.durable
+    if p.qos == 2 and reason < 0x80 and session.persistent:
+        # in the same commit as the message: a PUBLISH resent after a crash is a duplicate
+        broker.session_store.receive_qos2(session.client_id, p.packet_id)
+        durable = True
+    _acknowledge(conn, p, reason if conn.version == MQTT_5 else 0, durable)
 
 
 def _resolve_topic(conn: Connection, p: Publish) -> str:
@@ -129,6 +134,8 @@ def handle_pubrel(conn: Connection, p: PubRel) -> None:
     assert session is not None
     if p.packet_id in session.incoming_qos2:
         session.incoming_qos2.discard(p.packet_id)
+        if session.persistent:
+            conn.broker.session_store.release_qos2(session.client_id, p.packet_id)
         conn.inbound_unacked = max(0, conn.inbound_unacked - 1)
         conn.send_packet(PubComp(p.packet_id))
     else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DB_NAME = "edgeq.db"
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,16 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.table("sessions").add_column("owner", str)
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """QoS 2 packet ids received from a persistent session's client and not yet released
+    (method B): written in the commit that stores the message, so a PUBLISH resent after a
+    crash is recognised and not stored twice."""
+    db.table("session_incoming").create({"client_id": str, "packet_id": int},
+                                        pk=("client_id", "packet_id"), if_not_exists=True)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
 
 
 def open_connection(path: Path, synchronous: str = "normal") -> sqlite3.Connection:

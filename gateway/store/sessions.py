@@ -47,6 +47,7 @@ class StoredSession:
     disconnected_at: float
     subscriptions: list[tuple[Subscription, int]]
     owner: str | None = None
+    incoming: list[int] = field(default_factory=list)  # QoS 2 packet ids awaiting PUBREL
     backlog: tuple[int, int] = (0, 0)  # messages and bytes owed, left on disk
     released: list[tuple[int, Message, int, int]] = field(default_factory=list)
 
@@ -88,6 +89,16 @@ class SessionStore:
         (they are on their way to the connected client)."""
         self._c.write("DELETE FROM sessions WHERE client_id = ?", (client_id,))
         self._c.write(_UNSUBSCRIBE_ALL, (client_id,))
+        self._c.write("DELETE FROM session_incoming WHERE client_id = ?", (client_id,))
+
+    def receive_qos2(self, client_id: str, packet_id: int) -> None:
+        """A QoS 2 PUBLISH of this client was stored: its id is kept until PUBREL."""
+        self._c.write("INSERT OR REPLACE INTO session_incoming (client_id, packet_id) "
+                      "VALUES (?,?)", (client_id, packet_id))
+
+    def release_qos2(self, client_id: str, packet_id: int) -> None:
+        self._c.write("DELETE FROM session_incoming WHERE client_id = ? AND packet_id = ?",
+                      (client_id, packet_id))
 
     def add_message(self, client_id: str, message: Message, qos: int, retain: bool = False,
                     sub_ids: tuple[int, ...] = ()) -> int:
@@ -148,6 +159,11 @@ class SessionStore:
             if stored is not None:
                 stored.subscriptions.append(
                     (Subscription(f, q, bool(nl), bool(rap), rh), ident or 0))
+        for client_id, packet_id in conn.execute(
+                "SELECT client_id, packet_id FROM session_incoming"):
+            stored = sessions.get(client_id)
+            if stored is not None:
+                stored.incoming.append(packet_id)
         for client_id, count, size in conn.execute(
                 "SELECT client_id, count(*), total(size) FROM session_messages "
                 "WHERE released = 0 GROUP BY client_id"):

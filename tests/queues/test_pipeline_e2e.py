@@ -6,7 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.mqtt.packets import MQTT_5, PubAck, Subscription, Will
+from gateway.mqtt.packets import (
+    MQTT_5,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscription,
+    Will,
+)
 from tests.conftest import GatewayFactory
 from tests.support.clients import RawClient, connected
 from tests.support.procs import GatewayProcess
@@ -73,3 +82,32 @@ def test_a_will_into_a_full_block_queue_waits_for_room(
     consumer.subscribe("$queue/held", qos=1)
     payloads = [consumer.receive().payload, consumer.receive().payload]
     assert payloads == [b"first", b"gone"]
+
+
+def test_qos2_into_a_queue_is_exactly_once_across_a_crash(
+        gateway_factory: GatewayFactory, clients: list[RawClient]) -> None:
+    """The producer's PUBREC is lost in a crash: it sends the PUBLISH again (DUP), and the
+    queue must not store it twice; PUBREL then completes the flow."""
+    gw = gateway_factory(config_text='[[queues]]\nname = "once"\nfilter = "once/#"\n')
+    props = {"session_expiry_interval": 600}
+    producer = RawClient(gw.port, MQTT_5)
+    assert producer.connect("qos2-producer", clean_start=False,
+                            properties=props).reason_code == 0
+    producer.send_packet(Publish("once/a", b"exactly once", 2, False, False, 7, {}))
+    assert producer.expect(PubRec).reason_code == 0
+    producer.close()
+    gw.kill()
+    gw.start()
+    again = RawClient(gw.port, MQTT_5)
+    clients.append(again)
+    connack = again.connect("qos2-producer", clean_start=False, properties=props)
+    assert connack.session_present
+    again.send_packet(Publish("once/a", b"exactly once", 2, False, True, 7, {}))
+    assert again.expect(PubRec).packet_id == 7
+    again.send_packet(PubRel(7))
+    assert again.expect(PubComp).reason_code == 0
+    consumer = connected(gw.port, "once-consumer")
+    clients.append(consumer)
+    consumer.subscribe("$queue/once", qos=1)
+    assert consumer.receive().payload == b"exactly once"
+    consumer.expect_silence(0.5)
