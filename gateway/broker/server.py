@@ -203,7 +203,7 @@ class Broker:
             return False
         session = self.sessions.get(client_id)
         return (session is None or not session.claimed or session.username == username
-                or session.link is None and self._expired(session, self.clock()))
+                or (session.link is None and self._expired(session, self.clock())))
 
     def attach(self, conn: Connection, client_id: str, clean_start: bool, expiry: int,
                will: Will | None, username: str | None) -> bool:
