@@ -212,8 +212,8 @@ class Registry:
         if parent is not None:
             return parent.spec.filter, False
         named = split_named(rest)
-        if named is None or named[0] in self.queues:
-            return None
+        if named is None or named[0] in self.queues or named[0].startswith("$"):
+            return None  # a reserved name (`$dlq/...`) is never made by subscribing: 0x8F
         return named[1], True
 
     def _resolve_filter(self, rest: str, create: bool) -> Queue | None:

@@ -4,6 +4,7 @@ refused with reason codes, logged and counted; empty instances whose consumers a
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311
 from tests.conftest import GatewayFactory
@@ -63,8 +64,11 @@ def test_template_instances_are_capped_and_idle_ones_expire(
     assert metric(admin, "edgeq_queue_instances_expired_total") >= 1
 
 
-def test_the_number_of_queues_is_capped(gateway_factory: GatewayFactory) -> None:
-    gw = gateway_factory(LIMITED)
+def test_the_number_of_queues_is_capped(gateway_factory: GatewayFactory,
+                                        tmp_path: Path) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite #\nqueue consume #\nqueue create #\n")  # anonymous
+    gw = gateway_factory(f'[auth]\nacl_file = "{acl}"\n' + LIMITED)
     admin = Admin(gw)
     assert admin.request("POST", "/api/v1/queues", b'{"filter": "a/#", "name": "a"}').status \
         == 201

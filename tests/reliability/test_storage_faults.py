@@ -60,7 +60,7 @@ def publish_v5(port: int, topic: str, payload: bytes) -> int:
 
 def assert_311_producer_is_disconnected_without_ack(port: int) -> None:
     with connected(port, "old-producer", MQTT_311) as producer:
-        producer.send_packet(Publish("q/old", b"not stored", 1, False, False, 1))
+        producer.send_packet(Publish("q/old", b"not stored" * 100, 1, False, False, 1))
         with pytest.raises(ServerClosed):
             producer.read(5)
 
