@@ -22,7 +22,7 @@ test-slow: system-deps $(VENV)/.installed node-deps
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check gateway tui tests bench image device_fw/tool.py
+	$(BIN)/ruff check gateway tui tests bench image
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -240,11 +238,10 @@ def _cell(value: Any) -> str:
 
 
 def _device(argv: list[str]) -> int:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "device_fw" / "tool.py").exists():
+    from gateway.device import tool
+
+    if not tool.FW_DIR.is_dir():
         print("edgeq: the device tool needs the source tree (device_fw/); run it from a clone",
               file=sys.stderr)
         return 1
-    sys.path.insert(0, str(root))
-    tool = importlib.import_module("device_fw.tool")
-    return int(tool.main(argv))
+    return tool.main(argv)

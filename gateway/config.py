@@ -1,7 +1,11 @@
 """The gateway's configuration: one TOML file parsed into frozen typed structs, in one place.
 
 Errors name the file, the key path and what to do (`ConfigError`); unknown keys are refused.
-Command-line flags are applied on top with `with_overrides`.
+Command-line flags are applied on top with `with_overrides`. What a definition means before
+anything runs is here too: the outbox queues a bridge declares (`queue_specs`) and the checks
+of queue and bridge definitions. The config sits below every part that reads it, so it imports
+only the codec's topic rules and the queue vocabulary (`gateway.queuenames`,
+`gateway.lastvalue`), never `gateway.queues` or `gateway.bridge`.
 """
 
 from __future__ import annotations
@@ -9,11 +13,16 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+
+from gateway.lastvalue import key_expression_error
+from gateway.mqtt.topics import has_wildcard, topic_filter_error
+from gateway.queuenames import RESERVED_FILTER_PREFIXES
 
 DEFAULT_NAME = "<embedded default config>"
 REDACTED = "<redacted>"
@@ -24,6 +33,9 @@ Positive = Annotated[int, Meta(ge=1)]
 NonNegative = Annotated[int, Meta(ge=0)]
 QUEUE_NAME = re.compile(r"[0-9A-Za-z][-.0-9A-Za-z_]*")
 BRIDGE_NAME = re.compile(r"[0-9A-Za-z][-0-9A-Za-z_]*")
+OUTBOX_PREFIX = "bridge."
+_NOT_NAME = re.compile(r"[^-0-9A-Za-z_]")
+_BRIDGE_RESERVED = ("$q/", "$queue/", "$share/")
 
 
 class ConfigError(Exception):
@@ -309,8 +321,6 @@ def _check(config: Config) -> None:
 
 
 def _check_bridges(config: Config, queue_names: set[str]) -> None:
-    from gateway.bridge.rules import bridge_error, outbox_specs
-
     seen: set[str] = set()
     for i, bridge in enumerate(config.bridges):
         where = f"{config.source}: bridges[{i}]"
@@ -327,10 +337,6 @@ def _check_bridges(config: Config, queue_names: set[str]) -> None:
 
 
 def _check_queue(q: QueueSpec, where: str) -> None:
-    from gateway.mqtt.topics import has_wildcard, topic_filter_error
-    from gateway.queues.keys import key_expression_error
-    from gateway.queues.naming import RESERVED_FILTER_PREFIXES
-
     error = topic_filter_error(q.filter)
     if error or q.filter.startswith(RESERVED_FILTER_PREFIXES):
         why = error or "the prefixes $q/, $queue/, $share/ and $dlq/ are reserved"
@@ -372,3 +378,93 @@ def with_overrides(config: Config, listen: list[str] | None = None,
             raise ConfigError(f"--admin {admin}: {e}{example}") from None
         changes["admin"] = msgspec.structs.replace(config.admin, listen=admin)
     return msgspec.structs.replace(config, **changes) if changes else config
+
+
+# ------------------------------------------------------------------------ bridges: outbox queues
+
+def outbox_names(spec: BridgeSpec) -> dict[int, str]:
+    """Queue name per `out`/`both` rule index: `bridge.<name>.<filter as name>[-n]`."""
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    for i, t in enumerate(spec.topics):
+        if t.direction == "in":
+            continue
+        base = OUTBOX_PREFIX + spec.name + "." + filter_as_name(t.local_prefix + t.pattern)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        names[i] = name
+    return names
+
+
+def filter_as_name(topic_filter: str) -> str:
+    """`sensors/+/temp` -> `sensors.any.temp`, `a/#` -> `a.all`; other characters -> `_`."""
+    levels = ["any" if level == "+" else "all" if level == "#" else _NOT_NAME.sub("_", level)
+              for level in topic_filter.split("/")]
+    return ".".join(levels)
+
+
+def outbox_specs(bridges: Sequence[BridgeSpec]) -> list[QueueSpec]:
+    """The queue definitions of every bridge's outbox: never dead-lettered, never timed out
+    (a PUBACK lost with the connection is handled by redelivery on reconnect)."""
+    specs: list[QueueSpec] = []
+    for bridge in bridges:
+        names = outbox_names(bridge)
+        for i, name in names.items():
+            t = bridge.topics[i]
+            specs.append(QueueSpec(
+                filter=t.local_prefix + t.pattern, name=name, max_messages=bridge.max_messages,
+                max_bytes=bridge.max_bytes, overflow=bridge.overflow,
+                max_inflight=bridge.max_inflight, ack_timeout=0, max_deliveries=0))
+    return specs
+
+
+def queue_specs(config: Config) -> list[QueueSpec]:
+    """Every queue the engine should know from the config: `[[queues]]` and bridge outboxes."""
+    return [*config.queues, *outbox_specs(config.bridges)]
+
+
+# ------------------------------------------------------------------------------ bridges: checks
+
+def bridge_error(spec: BridgeSpec) -> str | None:
+    """`key: what is wrong` for the first mistake in a bridge definition, or None."""
+    if not BRIDGE_NAME.fullmatch(spec.name):
+        return f"name: {spec.name!r} must match [0-9A-Za-z][-0-9A-Za-z_]*"
+    try:
+        split_address(spec.address)
+    except ValueError as e:
+        return f"address: {e}"
+    if not spec.tls:
+        for key in ("cafile", "certfile", "keyfile", "insecure"):
+            if getattr(spec, key):
+                return f"{key}: only used with tls = true"
+    if spec.keyfile and not spec.certfile:
+        return "keyfile: needs certfile"
+    if spec.password and not spec.username and spec.protocol == "3.1.1":
+        return "password: MQTT 3.1.1 needs a username with a password"
+    if spec.reconnect_min > spec.reconnect_max:
+        return "reconnect_min: must not be above reconnect_max"
+    if not spec.topics:
+        return "topics: a bridge needs at least one [[bridges.topics]] rule"
+    for i, topic in enumerate(spec.topics):
+        error = topic_rule_error(topic)
+        if error:
+            return f"topics[{i}].{error}"
+    return None
+
+
+def topic_rule_error(t: BridgeTopic) -> str | None:
+    error = topic_filter_error(t.pattern)
+    if error or t.pattern.startswith(_BRIDGE_RESERVED):
+        return f"pattern: {t.pattern!r} is not a usable topic filter ({error or 'reserved'})"
+    for key in ("local_prefix", "remote_prefix"):
+        prefix: str = getattr(t, key)
+        if "+" in prefix or "#" in prefix or "\0" in prefix:
+            return f"{key}: {prefix!r} must not contain wildcards"
+        if prefix.startswith(_BRIDGE_RESERVED):
+            return f"{key}: {prefix!r} starts with a reserved prefix"
+        if topic_filter_error(prefix + t.pattern):
+            return f"{key}: {prefix + t.pattern!r} is not a usable topic filter"
+    return None

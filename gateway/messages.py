@@ -26,6 +26,18 @@ _PER_HOP = ("topic_alias", "subscription_identifier", "message_expiry_interval",
             "will_delay_interval")
 
 
+@dataclass(slots=True)
+class PublishResult:
+    """What became of one accepted message: how many queues and subscribers took it, whether
+    anything was written to the store (the producer's ack then waits for the commit), a queue's
+    refusal reason (>= 0x80), or the name of the full `block` queue holding it back."""
+
+    matched: int
+    durable: bool
+    reason: int = 0
+    blocked: str | None = None
+
+
 @dataclass(slots=True, frozen=True)
 class Message:
     topic: str

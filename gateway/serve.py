@@ -1,5 +1,8 @@
 """`edgeq serve`: run the broker until SIGTERM, with systemd notification and SIGHUP reload.
 
+This is the composition root: it builds the broker, the bridges (handed to the broker as a
+service, so the broker never imports the bridge) and the admin API.
+
 READY=1 is sent only once the store is open and every listener is bound; STATUS= follows the
 number of clients and the queue backlog; SIGTERM stops accepting, flushes and closes the store.
 """
@@ -16,6 +19,7 @@ from gateway.admin import api as admin_api
 from gateway.appliance.gpio import LedState, NullPanel, Panel, led_state, open_panel
 from gateway.appliance.systemd import Notifier, format_status
 from gateway.auth import AclError, PasswordFileError
+from gateway.bridge.manager import Bridges
 from gateway.broker.server import Broker
 from gateway.checkconfig import check
 from gateway.config import Config, ConfigError
@@ -35,6 +39,8 @@ class Gateway:
         self.overrides = overrides
         self.notifier = Notifier()
         self.broker = Broker(config)
+        self.bridges = Bridges(self.broker)
+        self.broker.services.append(self.bridges)
         self.stopping = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self.panel: Panel = NullPanel()
@@ -53,7 +59,8 @@ class Gateway:
             self.panel.show(LedState.STORAGE_ERROR)
             raise
         if self.config.admin.enabled:  # before MQTT: a bound MQTT port means admin.json is current
-            self._servers.append(await admin_api.start(self.broker, self.reload))
+            self._servers.append(await admin_api.start(self.broker, self.reload,
+                                                        self.bridges.snapshot))
         await self.broker.listen()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)

@@ -35,11 +35,16 @@ if TYPE_CHECKING:
 
 
 
+Records = Callable[[], list[dict[str, Any]]]
+
+
 class AdminApi:
-    def __init__(self, broker: Broker, token: str, reload: Callable[[], Awaitable[str]]) -> None:
+    def __init__(self, broker: Broker, token: str, reload: Callable[[], Awaitable[str]],
+                 bridges: Records) -> None:
         self.broker = broker
         self.token = token
         self._reload = reload
+        self._bridges = bridges
         self._verified: dict[bytes, float] = {}
 
     async def handle(self, request: Request) -> Response:
@@ -102,7 +107,7 @@ class AdminApi:
             case "GET", ["clients"]:
                 return Response.json([c.describe() for c in self.broker.live.values()])
             case "GET", ["bridges"]:
-                return Response.json(self.broker.bridges.snapshot())
+                return Response.json(self._bridges())
             case "GET", ["queues"]:
                 return Response.json([msgspec.to_builtins(s) for s in engine.stats()])
             case "POST", ["queues"]:
@@ -147,12 +152,15 @@ def _limit(query: str) -> int:
     return int(value)
 
 
-async def start(broker: Broker, reload: Callable[[], Awaitable[str]]) -> asyncio.Server:
-    """Listen on `admin.listen` and write `admin.json` (URL and token) into the data dir."""
+async def start(broker: Broker, reload: Callable[[], Awaitable[str]],
+                bridges: Records) -> asyncio.Server:
+    """Listen on `admin.listen` and write `admin.json` (URL and token) into the data dir.
+    `bridges` gives the records of `GET /api/v1/bridges` (the admin API does not import the
+    bridge: `gateway.serve` hands in `Bridges.snapshot`)."""
     settings = broker.config.admin
     data_dir = Path(broker.config.data_dir)
     token = settings.token or _previous_token(data_dir) or _new_token()
-    api = AdminApi(broker, token, reload)
+    api = AdminApi(broker, token, reload, bridges)
     host, port = split_address(settings.listen)
     try:
         server = await http.serve(host, port, api.handle,

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.auth._topics import covers, filter_error
+from gateway.mqtt.topics import covers
 
 TOPIC_ACCESS = ("read", "write", "readwrite", "deny")
 QUEUE_ACCESS = ("consume", "create", "deny")
@@ -130,6 +130,21 @@ def _parse_pattern(rest: str, where: str) -> Rule:
     else:
         rule = _parse_rule("topic", rest, TOPIC_ACCESS, where)
     return Rule(rule.kind, rule.access, rule.target, pattern=True)
+
+
+def filter_error(topic_filter: str) -> str | None:
+    """Why `topic_filter` is not a valid MQTT topic filter in an ACL rule, or None if it is.
+    (Its own wording, and no string-length checks: `gateway.mqtt.topics.topic_filter_error` is
+    the rule for packets.)"""
+    if not topic_filter:
+        return "empty topic filter"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level, and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
 
 
 def _what(kind: str) -> str:

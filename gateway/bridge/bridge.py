@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from gateway.bridge.backoff import Backoff
 from gateway.bridge.client import (
@@ -26,6 +26,7 @@ from gateway.bridge.client import (
     MqttClient,
     UpstreamError,
 )
+from gateway.bridge.host import Host
 from gateway.bridge.inbound import Inbound
 from gateway.bridge.outbox import Outbox
 from gateway.bridge.rules import TopicMap
@@ -33,15 +34,12 @@ from gateway.bridge.status import Rate
 from gateway.config import BridgeSpec, split_address
 from gateway.mqtt.packets import MQTT_5, MQTT_311, Subscription
 
-if TYPE_CHECKING:
-    from gateway.broker.server import Broker
-
 log = logging.getLogger("gateway.bridge")
 State = Literal["stopped", "connecting", "connected", "waiting"]
 
 
 class Bridge:
-    def __init__(self, spec: BridgeSpec, broker: Broker,
+    def __init__(self, spec: BridgeSpec, broker: Host,
                  on_change: Callable[[Bridge], None] = lambda b: None) -> None:
         self.spec = spec
         self.name = spec.name

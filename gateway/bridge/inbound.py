@@ -1,6 +1,6 @@
 """Upstream -> local: messages the upstream sends down the bridge, published into the broker.
 
-Each message takes the broker's one path (`Broker.publish`) under its local topic, with the
+Each message takes the broker's one path (`Host.publish`) under its local topic, with the
 bridge's local client id `$bridge/<name>` as its origin (so the outbox never sends it back up).
 Its PUBACK/PUBREC goes upstream only once everything it wrote locally is committed, in arrival
 order, as the broker does for its own producers: a message the upstream has forgotten is on
@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
 
 from gateway.bridge.client import MqttClient
+from gateway.bridge.host import Host
 from gateway.bridge.rules import TopicMap
-from gateway.messages import Message, received
+from gateway.messages import Message, PublishResult, received
 from gateway.mqtt.packets import Publish
-
-if TYPE_CHECKING:
-    from gateway.broker.server import Broker, PublishResult
 
 OVERLOAD_RETRY = 0.2  # seconds between attempts while the broker's memory budget is exceeded
 
 
 class Inbound:
-    def __init__(self, client_id: str, broker: Broker, topics: TopicMap) -> None:
+    def __init__(self, client_id: str, broker: Host, topics: TopicMap) -> None:
         self.client_id = client_id
         self._broker = broker
         self._topics = topics

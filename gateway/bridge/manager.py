@@ -1,48 +1,47 @@
 """The bridges of one broker: started with it, reloaded with the config, stopped before the store
 closes, and reported to `$SYS`, the admin API and `edgeq top`.
 
-The broker calls `start`, `tick` (once a second), `stop_changed` + `start` around a queue
-reload, and `stop`. A bridge whose definition changed is restarted; its outbox queues keep
-their messages (they are queues like any other).
+`gateway.serve` builds `Bridges` and hands it to the broker as a service
+(`gateway.broker.service.Service`): the broker calls `start`, `tick` (once a second),
+`stop_changed` + `start` around a queue reload, `sys_entries`, and `stop`; the admin API gets
+`snapshot`. A bridge whose definition changed is restarted; its outbox queues keep their
+messages (they are queues like any other).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.bridge.bridge import Bridge
+from gateway.bridge.host import Host
 from gateway.bridge.status import STATE_FIELDS, outbox_figures, sys_entries
-from gateway.config import BridgeSpec
+from gateway.config import Config
 from gateway.messages import Message
-
-if TYPE_CHECKING:
-    from gateway.broker.server import Broker
 
 log = logging.getLogger("gateway.bridge")
 
 
 class Bridges:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Host) -> None:
         self._broker = broker
         self.running: dict[str, Bridge] = {}
         self._started = False
         self._last_tick: float | None = None
 
-    def start(self, specs: Sequence[BridgeSpec] | None = None) -> None:
-        """Start every bridge of `specs` (default: the broker's config) not running yet."""
+    def start(self, config: Config) -> None:
+        """Start every bridge of `config` not running yet."""
         self._started = True
-        for spec in self._broker.config.bridges if specs is None else specs:
+        for spec in config.bridges:
             if spec.name not in self.running:
                 bridge = Bridge(spec, self._broker, self._changed)
                 self.running[spec.name] = bridge
                 bridge.start()
 
-    def stop_changed(self, specs: Sequence[BridgeSpec]) -> None:
+    def stop_changed(self, config: Config) -> None:
         """Reload, before the queues: stop bridges that were removed or redefined."""
-        wanted = {spec.name: spec for spec in specs}
+        wanted = {spec.name: spec for spec in config.bridges}
         for name, bridge in list(self.running.items()):
             if wanted.get(name) != bridge.spec:
                 log.info("bridge %s: %s by the new configuration", name,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from gateway.bridge.client import MqttClient
 from gateway.bridge.rules import OutRule, TopicMap
 from gateway.mqtt.properties import Properties
+from gateway.queuenames import QUEUE_PREFIX
 from gateway.queues.model import Delivery
-from gateway.queues.naming import QUEUE_PREFIX
 
 if TYPE_CHECKING:
     from gateway.queues.engine import QueueEngine

@@ -3,6 +3,10 @@
 `Broker.publish` is the one path every message takes — from clients, wills, `$SYS` and the
 bridge: queues first (a full `block` queue holds the producer back before anyone receives the
 message), then retained storage, then pub/sub delivery.
+
+The broker does not know the bridges: what runs beside it is handed in by the composition root
+(`gateway.serve`) as `services`, each started, ticked, reloaded and stopped with the broker and
+reported under `$SYS` (`Service`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.bridge.manager import Bridges
-from gateway.bridge.rules import queue_specs
 from gateway.broker import listeners, sysstats
 from gateway.broker.access import Access
 from gateway.broker.backlog import BacklogContext
@@ -25,10 +27,11 @@ from gateway.broker.handle_connect import MAX_EXPIRY
 from gateway.broker.limits import Limits
 from gateway.broker.retained import RetainedStore
 from gateway.broker.router import Router
+from gateway.broker.service import Service
 from gateway.broker.session import Outgoing, Session, SubEntry
 from gateway.broker.wills import WillScheduler
-from gateway.config import Config
-from gateway.messages import Message, received
+from gateway.config import Config, queue_specs
+from gateway.messages import Message, PublishResult, received
 from gateway.mqtt.packets import Will
 from gateway.mqtt.reasons import Reason
 from gateway.mqtt.topics import parse_shared
@@ -59,14 +62,6 @@ class Stats:
     expired: int = 0
 
 
-@dataclass(slots=True)
-class PublishResult:
-    matched: int
-    durable: bool
-    reason: int = 0
-    blocked: str | None = None
-
-
 class Broker:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
@@ -86,7 +81,7 @@ class Broker:
         self._tick_handle: asyncio.TimerHandle | None = None
         self.overloaded = False
         self.paused: list[Connection] = []
-        self.bridges = Bridges(self)
+        self.services: list[Service] = []
         self._next_sys = 0.0
         self.committer: Committer
         self.engine: QueueEngine
@@ -132,13 +127,15 @@ class Broker:
         for listener in self.config.listeners:
             self.servers.append(await listeners.serve(self, listener))
         self._tick_handle = self.loop.call_later(1.0, self._tick)
-        self.bridges.start()
+        for service in self.services:
+            service.start(self.config)
 
     async def stop(self) -> None:
         """Stop accepting, say goodbye to clients, flush commits, close the store."""
         for server in self.servers:
             server.close()
-        await self.bridges.stop()
+        for service in self.services:
+            await service.stop()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         for conn in list(self.connections):
@@ -453,7 +450,8 @@ class Broker:
                 conn.session.drain()
         self.engine.tick(now)
         self.disk.check()
-        self.bridges.tick(loop_now)
+        for service in self.services:
+            service.tick(loop_now)
         self._check_memory()
         interval = self.config.mqtt.sys_interval
         if interval and loop_now >= self._next_sys:
@@ -486,7 +484,9 @@ class Broker:
         """Apply a re-read config: auth files and queue definitions; listeners stay as bound."""
         self.config = config
         self.access.reload(config.auth, config.mqtt)
-        self.bridges.stop_changed(config.bridges)
+        for service in self.services:
+            service.stop_changed(config)
         for note in self.engine.reload(queue_specs(config)):
             log.info("reload: %s", note)
-        self.bridges.start(config.bridges)
+        for service in self.services:
+            service.start(config)

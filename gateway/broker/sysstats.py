@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from gateway import __version__
 from gateway.broker import login
 from gateway.messages import Message
-from gateway.queues.naming import spelled_out
+from gateway.queuenames import spelled_out
 
 if TYPE_CHECKING:
     from gateway.broker.server import Broker
@@ -83,8 +83,9 @@ def publish(broker: Broker) -> None:
     for name, q in names.items():
         for field in QUEUE_TOPICS:
             _put(broker, f"$SYS/broker/queues/{name}/{field}", str(q[field]), now)
-    for topic, payload in broker.bridges.sys_entries():
-        _put(broker, topic, payload, now)
+    for service in broker.services:
+        for topic, payload in service.sys_entries():
+            _put(broker, topic, payload, now)
 
 
 def queue_stats_dict(stats: object) -> dict[str, object]:

@@ -1,6 +1,8 @@
 """Topic names, topic filters and shared-subscription filters: validation and matching rules.
 
-Pure string functions (MQTT 5.0 §4.7, §4.8.2); the trie that indexes filters is `matcher.py`.
+Pure string functions (MQTT 5.0 §4.7, §4.8.2), the one place topic matching is written (routing,
+queues, bridges and ACL rules use it); the trie that indexes filters is `matcher.py`, tested
+against `matches`.
 """
 
 from __future__ import annotations
@@ -63,20 +65,31 @@ def parse_shared(topic_filter: str) -> SharedFilter | None:
     return SharedFilter(group, rest)
 
 
-def matches(topic_filter: str, topic: str) -> bool:
-    """Whether `topic` matches `topic_filter` (the reference rule the trie must agree with)."""
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+def covers(outer: str, inner: str) -> bool:
+    """Whether every topic that filter `inner` matches is also matched by filter `outer` (an ACL
+    rule covering a SUBSCRIBE filter: `a/#` covers `a/+/b`, not the reverse). With a topic name
+    as `inner` this is matching (`matches`). `#` also matches its parent level; a topic starting
+    with `$` is not matched by a wildcard in the first level [MQTT-4.7.2-1]."""
+    out, inn = outer.split("/"), inner.split("/")
+    if inn[0].startswith("$") and out[0] in ("+", "#"):
         return False
-    f_levels = topic_filter.split("/")
-    t_levels = topic.split("/")
-    for i, f in enumerate(f_levels):
-        if f == "#":
+    for i, level in enumerate(out):
+        if level == "#":
             return True
-        if i >= len(t_levels):
+        if i >= len(inn):
             return False
-        if f != "+" and f != t_levels[i]:
+        if level == "+":
+            if inn[i] == "#":
+                return False
+        elif level != inn[i]:
             return False
-    return len(f_levels) == len(t_levels)
+    return len(out) == len(inn)
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether the topic name `topic` matches `topic_filter` (the reference rule the trie must
+    agree with)."""
+    return covers(topic_filter, topic)
 
 
 def has_wildcard(topic_filter: str) -> bool:

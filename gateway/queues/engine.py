@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
+from gateway.queuenames import dead_letter_name, is_queue_filter
 from gateway.queues import redelivery
 from gateway.queues.deadletter import SOURCE, mark, mark_dead, unmark
 from gateway.queues.limits import CreationLimits
@@ -39,7 +40,6 @@ from gateway.queues.model import (
     QueueError,
     QueueStats,
 )
-from gateway.queues.naming import dead_letter_name, is_queue_filter
 from gateway.queues.queue import ADMIT, BLOCK, DROP_NEW, REJECT, Queue
 from gateway.queues.registry import Registry
 from gateway.queues.stats import details, preview, snapshot, update_rates

@@ -19,9 +19,9 @@ from collections import deque
 from collections.abc import Callable
 
 from gateway.config import QueueSpec
+from gateway.lastvalue import KeyFunc, KeyUnreadable, compile_key
 from gateway.messages import Message
 from gateway.queues.dispatch import Sticky, make_strategy, sticky_key
-from gateway.queues.keys import KeyFunc, KeyUnreadable, compile_key
 from gateway.queues.model import (
     ENTRY_OVERHEAD,
     NEVER,

@@ -20,9 +20,9 @@ import msgspec
 from gateway.config import ConfigError, QueueSpec, queue_spec
 from gateway.mqtt.matcher import TopicTrie
 from gateway.mqtt.topics import has_wildcard, matches, topic_name_error
+from gateway.queuenames import Q_PREFIX, QUEUE_PREFIX, dead_letter_name, split_named
 from gateway.queues.limits import CreationLimits
 from gateway.queues.model import NEVER, Entry, Kind, LimitReached, QueueError
-from gateway.queues.naming import Q_PREFIX, QUEUE_PREFIX, dead_letter_name, split_named
 from gateway.queues.queue import Queue
 from gateway.queues.window import Context
 from gateway.store.queues import StoredQueue

@@ -1,4 +1,5 @@
-"""The ACL's private topic matcher: MQTT wildcard rules, and `covers` as filter containment."""
+"""Topic rules the ACL uses: MQTT wildcard matching and `covers` as filter containment (the one
+matcher, in gateway.mqtt.topics), and the ACL's own filter check."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.auth._topics import covers, filter_error, matches
+from gateway.auth.acl import filter_error
+from gateway.mqtt.topics import covers, matches
 
 
 @pytest.mark.parametrize(("topic_filter", "topic", "expected"), [

@@ -6,8 +6,15 @@ import pytest
 
 from gateway import config
 from gateway.bridge.backoff import Backoff
-from gateway.bridge.rules import TopicMap, filter_as_name, outbox_specs, queue_specs
-from gateway.config import BridgeSpec, BridgeTopic, ConfigError
+from gateway.bridge.rules import TopicMap
+from gateway.config import (
+    BridgeSpec,
+    BridgeTopic,
+    ConfigError,
+    filter_as_name,
+    outbox_specs,
+    queue_specs,
+)
 
 
 def bridge(*topics: BridgeTopic, **keys: object) -> BridgeSpec:

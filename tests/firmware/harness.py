@@ -29,7 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_fw import tool
+from gateway.device import tool
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "runner" / "mpyrun.mjs"

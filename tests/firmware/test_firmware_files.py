@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from device_fw import tool
+from gateway.device import tool
 from tests.firmware.harness import run_micropython
 
 FW = tool.FW_DIR
-# Everything but the laptop's tool and the scripts it runs on the board during a deploy.
-FIRMWARE_FILES = sorted(p.relative_to(FW) for p in FW.rglob("*.py")
-                        if p.name != "tool.py" and p.parent.name != "board_scripts")
+FIRMWARE_FILES = sorted(p.relative_to(FW) for p in FW.rglob("*.py"))
+# Besides the code a board gets: the template of the config.json a deploy copies, and the
+# vendored umqtt's licence, kept beside it.
+NOT_CODE = [Path("config.example.json"), Path("lib/umqtt/LICENSE")]
 UMQTT_SIMPLE_1_3_4_SHA256 = "8555d2f654deb8eb0d724f79b0811a78cc94029d070f3d96bbd74288653d63a5"
 
 
@@ -53,6 +54,12 @@ def test_umqtt_simple_is_the_vendored_1_3_4_unmodified() -> None:
 
 def test_deploy_copies_every_firmware_file() -> None:
     assert sorted(tool.firmware_sources()) == FIRMWARE_FILES
+
+
+def test_device_fw_holds_only_what_a_board_gets() -> None:
+    files = sorted(p.relative_to(FW) for p in FW.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    assert files == sorted([*tool.firmware_sources(), *NOT_CODE])
 
 
 def test_the_example_config_and_the_one_in_the_docs_are_valid(tmp_path: Path) -> None:

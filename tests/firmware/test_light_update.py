@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from device_fw import tool
+from gateway.device import tool
 from tests.conftest import GatewayFactory
 from tests.firmware.conftest import DeviceFactory
 from tests.firmware.harness import (

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_fw import tool
+from gateway.device import tool
 from tests.firmware.harness import run_micropython
 from tests.support.procs import MosquittoProcess, free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.queues.keys import MAX_JSON_BYTES, MAX_JSON_DEPTH, KeyUnreadable, compile_key
+from gateway.lastvalue import MAX_JSON_BYTES, MAX_JSON_DEPTH, KeyUnreadable, compile_key
 
 KEY = compile_key("json:a.b")
 

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-FW_DIR = Path(__file__).resolve().parent
+FW_DIR = Path(__file__).resolve().parents[2] / "device_fw"  # the firmware tree of the source
 BOOT_FILES = ("boot.py", "main.py")  # run by name at start-up, so they stay source
 MODULE_DIRS = ("light", "lib/umqtt")  # precompiled to .mpy
 FLASH_OFFSETS = {"esp32": "0x1000", "esp32s2": "0x1000", "esp32s3": "0x0", "esp32c3": "0x0",
@@ -196,8 +196,9 @@ class Runner:
 # STAGING while the old one stays whole, and only a complete copy is swapped in (swap.py), so a
 # failed copy leaves the old firmware.
 STAGING = "/fw.new"
-PREPARE_SCRIPT = (FW_DIR / "board_scripts" / "prepare.py").read_text()
-SWAP_SCRIPT = (FW_DIR / "board_scripts" / "swap.py").read_text()
+_SCRIPTS = Path(__file__).resolve().parent / "board_scripts"
+PREPARE_SCRIPT = (_SCRIPTS / "prepare.py").read_text()
+SWAP_SCRIPT = (_SCRIPTS / "swap.py").read_text()
 SCRIPT_NAMES = {PREPARE_SCRIPT: "<prepare script>", SWAP_SCRIPT: "<swap script>"}
 
 
