@@ -244,6 +244,27 @@ def run_top(client: AdminClient, lag_alert: float = DEFAULT_LAG_ALERT,
     `rediscover` builds a new client (e.g. re-reading `admin.json`) when the old one fails,
     which follows a gateway that restarted with a new token."""
     client.timeout = min(client.timeout, REQUEST_TIMEOUT)
+    check_credentials(client)
     app = TopApp(AdminSource(client, rediscover), lag_alert=lag_alert)
     app.run()
     return app.return_code or 0
+
+
+def check_credentials(client: AdminClient) -> None:
+    """Refuse to start on credentials the gateway refuses (retrying would never help);
+    an unreachable gateway is fine: the view shows the banner until it answers."""
+    try:
+        client.stats()
+    except AdminError as e:
+        if e.status != 401:
+            return
+        if client.authorization.startswith("Basic"):
+            fix = "check the user (it must be in admin.users) and its password"
+        elif client.found_in is not None:
+            fix = (f"the token in {client.found_in} is not the gateway's: is --data-dir the "
+                   "data directory of the gateway at that address?")
+        else:
+            fix = ("pass the gateway's token (admin.token, or the one in DATA_DIR/admin.json) "
+                   "with --token or EDGEQ_ADMIN_TOKEN")
+        raise AdminError(f"the gateway at {client.url} refused the admin credentials: {fix}",
+                         401) from None

@@ -1,7 +1,8 @@
 """The admin API routes: queues, clients, bridges, broker statistics, reload, and `/metrics`.
 
 Every route but `/metrics` needs `Authorization: Bearer <token>` (the configured token, or the
-one generated into `<data_dir>/admin.json` at start-up, readable only by the gateway's user).
+one generated into `<data_dir>/admin.json` at start-up, readable by the gateway's user and group,
+so that an operator in that group runs `edgeq top` without sudo).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
     from gateway.broker.server import Broker
 
+
+CONNECTION_FILE_MODE = 0o640
 
 
 class AdminApi:
@@ -184,7 +187,10 @@ def _new_token() -> str:
 
 
 def write_connection_file(data_dir: Path, url: str, token: str) -> None:
+    """Mode 0640 whatever the umask (the service runs with UMask=0077): members of the
+    gateway's group (`edgeq` on the appliance) may read the token, nobody else."""
     path = data_dir / CONNECTION_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, CONNECTION_FILE_MODE)
+    os.fchmod(fd, CONNECTION_FILE_MODE)
     with os.fdopen(fd, "w") as f:
         json.dump({"url": url, "token": token}, f)
