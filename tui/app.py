@@ -26,9 +26,10 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
 from tui.screens.detail import QueueScreen
 from tui.screens.help import HelpScreen
+from tui.screens.messages import MessagesScreen
 from tui.source import AdminError, AdminSource, DataSource
 from tui.widgets.queues_table import QueuesTable
-from tui.widgets.status import Banner, StatusLine
+from tui.widgets.status import Banner, StatusLine, StorageLine
 from tui.widgets.trend import Trend
 
 DEFAULT_LAG_ALERT = 30.0
@@ -66,6 +67,7 @@ class TopApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
+        yield StorageLine(id="storage")
         yield Banner(id="banner")
         yield QueuesTable(id="queues")
         yield Trend(id="trend")
@@ -116,6 +118,9 @@ class TopApp(App[int]):
             self.snapshot = result
             self.history.record(result.queues)
             self.query_one(QueuesTable).show(result.queues, self.lag_alert)
+            for screen in self.screen_stack:
+                for line in screen.query(StorageLine):
+                    line.show(result.storage)
             self._update_trend()
         self._show_connection()
         self.query_one(StatusLine).show(self.source.where, self.snapshot, self._alerts())
@@ -133,7 +138,7 @@ class TopApp(App[int]):
         screen = self.screen
         if isinstance(screen, ClientsScreen) and self.snapshot is not None and not self.lost:
             screen.show(self.snapshot)
-        elif isinstance(screen, QueueScreen) and not self.lost:
+        elif isinstance(screen, QueueScreen | MessagesScreen) and not self.lost:
             screen.action_refresh()
 
     def _alerts(self) -> int:
@@ -166,10 +171,18 @@ class TopApp(App[int]):
             self.push_screen(HelpScreen(fmt.seconds(self.lag_alert)))
 
     def action_open(self) -> None:
+        """Enter: a queue's details, or a dead-letter queue's dead letters."""
         name = self.query_one(QueuesTable).selected
-        if name is not None:
+        row = self.snapshot.queue(name) if self.snapshot and name else None
+        if row is not None and row.kind == "dead_letter":
+            self.open_messages(row.name)
+        elif name is not None:
             self.push_screen(QueueScreen(name, self.source, self.confirm_purge,
-                                         self.confirm_delete))
+                                         self.confirm_delete, self.open_messages))
+
+    def open_messages(self, name: str) -> None:
+        self.push_screen(MessagesScreen(name, self.source, self.confirm_replay,
+                                        self.confirm_purge))
 
     def action_clients(self) -> None:
         self.push_screen(ClientsScreen(self.snapshot))
@@ -201,6 +214,18 @@ class TopApp(App[int]):
                       "are not recalled. The queue itself stays.",
                       "Purge", lambda: self._act(lambda: self.source.purge(name),
                                                  lambda n: f"purged {n} messages from {shown}"))
+
+    def confirm_replay(self, name: str) -> None:
+        row = self.snapshot.queue(name) if self.snapshot else None
+        count = f"the {row.depth} dead letters" if row else "the dead letters"
+        shown = fmt.printable(name)
+        self._confirm(f"Replay {count} of {shown}?",
+                      "Each goes back into the queue it died in, as a new message with its "
+                      "x-death marks removed and its delivery count reset. Dead letters whose "
+                      "queue is full or gone stay here.",
+                      "Replay", lambda: self._act(lambda: self.source.replay(name),
+                                                  lambda n: f"replayed {n} dead letters of "
+                                                            f"{shown}"))
 
     def confirm_delete(self, name: str) -> None:
         def deleted(_: object) -> str:

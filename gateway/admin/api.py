@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,12 +28,14 @@ from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats
 from gateway.config import ConfigError, queue_spec, split_address
-from gateway.queues.model import QueueError
+from gateway.queues.model import QueueError, QueueStats
+from gateway.store.db import DB_NAME
 
 if TYPE_CHECKING:
     import asyncio
 
     from gateway.broker.server import Broker
+    from gateway.queues.engine import QueueEngine
 
 
 CONNECTION_FILE_MODE = 0o640
@@ -106,15 +109,17 @@ class AdminApi:
                 return Response.json([c.describe() for c in self.broker.live.values()])
             case "GET", ["bridges"]:
                 return Response.json(self.broker.bridges.snapshot())
+            case "GET", ["storage"]:
+                return Response.json(storage(self.broker))
             case "GET", ["queues"]:
-                return Response.json([msgspec.to_builtins(s) for s in engine.stats()])
+                return Response.json([_with_limits(engine, s) for s in engine.stats()])
             case "POST", ["queues"]:
                 return self._create(request.json())
             case "GET", ["queues", name]:
                 return Response.json(self._guard(lambda: engine.show(name)))
             case "GET", ["queues", name, "messages"]:
-                limit = _limit(request.query)
-                return Response.json(self._guard(lambda: engine.peek(name, limit)))
+                limit, whole = _limit(request.query), _flag(request.query, "payload")
+                return Response.json(self._guard(lambda: engine.peek(name, limit, whole)))
             case "POST", ["queues", name, "replay"]:
                 return Response.json({"replayed": self._guard(lambda: engine.replay(name))})
             case "POST", ["queues", name, "purge"]:
@@ -140,6 +145,48 @@ class AdminApi:
             return action()
         except QueueError as e:
             raise HttpError(404 if "no queue" in str(e) else 400, str(e)) from None
+
+
+def _with_limits(engine: QueueEngine, stats: QueueStats) -> dict[str, Any]:
+    """A queue's statistics with the limits they fill (`edgeq top` shows the fill in %)."""
+    spec = engine.spec(stats.name)
+    return {**msgspec.to_builtins(stats), "max_messages": spec.max_messages,
+            "max_bytes": spec.max_bytes}
+
+
+def storage(broker: Broker) -> dict[str, Any]:
+    """The store's health (`GET /api/v1/storage`): database and WAL file sizes, free disk
+    against `storage.min_free_bytes`, memory against `storage.memory_budget`, producers
+    paused by either, and the last store error."""
+    settings = broker.config.storage
+    database = Path(broker.config.data_dir) / DB_NAME
+    return {
+        "database_bytes": _file_size(database),
+        "wal_bytes": _file_size(database.with_name(DB_NAME + "-wal")),
+        "live_bytes": broker.disk.used,
+        "max_disk_bytes": settings.max_disk_bytes,
+        "disk_free": shutil.disk_usage(database.parent).free,
+        "min_free_bytes": settings.min_free_bytes,
+        "disk_full": broker.disk.full,
+        "disk_refused": broker.disk.refused,
+        "memory_in_use": broker.memory_in_use(),
+        "memory_budget": settings.memory_budget,
+        "memory_full": broker.overloaded,
+        "producers_paused": len(broker.paused),
+        "store_error": broker.committer.failed,
+    }
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _flag(query: str, name: str) -> bool:
+    """`?payload=1`: a yes/no query parameter."""
+    return parse_qs(query).get(name, ["0"])[-1] in ("1", "true", "yes")
 
 
 def _limit(query: str) -> int:

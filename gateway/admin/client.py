@@ -106,9 +106,11 @@ class AdminClient:
     def purge(self, name: str) -> int:
         return int(self.request("POST", f"queues/{quote(name, safe='')}/purge")["purged"])
 
-    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def peek(self, name: str, limit: int, whole: bool = False) -> list[dict[str, Any]]:
+        """The oldest `limit` ready messages; `whole`: with the payload (`payload_base64`)."""
+        query = f"limit={limit}&payload=1" if whole else f"limit={limit}"
         return self.request(  # type: ignore[no-any-return]
-            "GET", f"queues/{quote(name, safe='')}/messages?limit={limit}")
+            "GET", f"queues/{quote(name, safe='')}/messages?{query}")
 
     def replay(self, name: str) -> int:
         return int(self.request("POST", f"queues/{quote(name, safe='')}/replay")["replayed"])
@@ -118,6 +120,10 @@ class AdminClient:
 
     def clients(self) -> list[dict[str, Any]]:
         return self.request("GET", "clients")  # type: ignore[no-any-return]
+
+    def storage(self) -> dict[str, Any]:
+        """The store's health: file sizes, free disk, memory, paused producers, errors."""
+        return self.request("GET", "storage")  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, Any]:
         return self.request("GET", "stats")  # type: ignore[no-any-return]

@@ -297,14 +297,19 @@ class QueueEngine:
         self._run_wakes()
         return count
 
-    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
-        """The oldest `limit` ready messages of `name` as `show` samples them, consuming
-        nothing; at most the queue's RAM window (`storage.queue_window`)."""
+    def peek(self, name: str, limit: int, whole: bool = False) -> list[dict[str, Any]]:
+        """The oldest `limit` ready messages of `name` as `show` samples them (`whole`: with
+        the payload in base64), consuming nothing; at most the queue's RAM window
+        (`storage.queue_window`)."""
         q = self._reg.get(name)
         if q.kind == "template":
             raise QueueError(f"{name!r} is a template; peek one of its instances")
-        return [preview(e.message, e.deliveries) for e in itertools.islice(q.ready, limit)
-                if e.message is not None]
+        return [preview(e.message, e.deliveries, whole)
+                for e in itertools.islice(q.ready, limit) if e.message is not None]
+
+    def spec(self, name: str) -> QueueSpec:
+        """The settings queue `name` runs with (its limits, for the fill of `edgeq top`)."""
+        return self._reg.get(name).spec
 
     def replay(self, name: str) -> int:
         """Move the dead letters of `name` (a queue, or a dead-letter queue) that are in RAM
@@ -376,9 +381,9 @@ class QueueEngine:
 
     def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
         """Move a message to the dead-letter queue, in one transaction, marked with why and
-        where from (user properties `x-death-reason`, `x-death-queue`)."""
+        where from and after how many deliveries (`x-death-*` user properties)."""
         assert entry.message is not None
-        message = mark_dead(entry.message, reason, queue.name)
+        message = mark_dead(entry.message, reason, queue.name, entry.deliveries)
         dlq = self._reg.dead_letter_queue(queue)
         dlq.enqueue(message, entry.size, pack_props(message.properties), None,
                     self._clock())

@@ -27,9 +27,11 @@ def frame(i: int) -> Snapshot:
         _queue("images/+", dispatch="least_inflight", depth=images, bytes=images * 2048,
                consumers=3, inflight=12, in_rate=6.5, out_rate=5.9, lag_messages=images - 12,
                lag_seconds=round(2 + 20 * swell, 1), oldest_age=round(1 + 19 * swell, 1),
-               enqueued=1200 + 7 * i, acked=1000 + 6 * i, redelivered=3, dead_lettered=2),
-        _queue("images/any.dlq", "dead_letter", depth=2, bytes=4096, lag_messages=2,
-               lag_seconds=340.0, oldest_age=340.0, enqueued=2),
+               enqueued=1200 + 7 * i, acked=1000 + 6 * i, redelivered=3, dead_lettered=2,
+               nacked=7, max_messages=250, max_bytes=1 << 30),
+        _queue("$dlq/images/+", "dead_letter", filter="$dlq/images/+", depth=2, bytes=4096,
+               lag_messages=2, lag_seconds=340.0, oldest_age=340.0, enqueued=2,
+               max_messages=1_000_000, max_bytes=1 << 30),
         _queue("lights/+/commands", "template", last_value_key="user_property:command_type"),
         _queue("lights/light-1/commands", "instance", depth=2, bytes=140, lag_messages=2,
                lag_seconds=8.5, oldest_age=8.5, in_rate=0.2, replaced=5),
@@ -38,7 +40,7 @@ def frame(i: int) -> Snapshot:
         _queue("telemetry", filter="telemetry/#", depth=2000 - 40 * i, bytes=(2000 - 40 * i) * 9,
                consumers=1, inflight=10, in_rate=41.0, out_rate=60.0,
                lag_messages=1990 - 40 * i, lag_seconds=20.0 + i, oldest_age=19.0 + i,
-               blocked=4),
+               blocked=4, max_messages=2000, max_bytes=1 << 30),
     ]
     clients = [
         {"client_id": cid, "peer": f"127.0.0.1:{41000 + n}", "username": user,
@@ -50,7 +52,13 @@ def frame(i: int) -> Snapshot:
             ("ocr-1", "worker", "5.0", 4), ("ocr-2", "worker", "5.0", 4),
             ("ocr-3", "worker", "5.0", 4), ("sensor-hub", "", "5.0", 100)])]
     broker = {"uptime": 3723 + i, "queues/backlog": images + 2 + 2 + 2000 - 40 * i}
-    return Snapshot.parse(queues, clients, broker)
+    return Snapshot.parse(queues, clients, broker, STORAGE)
+
+
+STORAGE = {"database_bytes": 48 << 20, "wal_bytes": 3 << 20, "disk_free": 5 << 30,
+           "min_free_bytes": 64 << 20, "disk_full": False, "memory_in_use": 9 << 20,
+           "memory_budget": 64 << 20, "memory_full": False, "producers_paused": 0,
+           "store_error": None}
 
 
 DETAIL = {
@@ -61,7 +69,7 @@ DETAIL = {
     "consumers": [{"client_id": "ocr-1", "qos": 1, "inflight": 4, "acked": 612, "active": True},
                   {"client_id": "ocr-2", "qos": 1, "inflight": 4, "acked": 377, "active": True},
                   {"client_id": "ocr-3", "qos": 1, "inflight": 4, "acked": 61, "active": True}],
-    "dead_letter": {"name": "images/any.dlq", "depth": 2, "sample": [
+    "dead_letter": {"name": "$dlq/images/+", "depth": 2, "sample": [
         {"topic": "images/cam-2", "payload": "\ufffdPNG corrupt frame", "bytes": 2048,
          "client_id": "cam-2", "created": 0.0, "deliveries": 5},
         {"topic": "images/cam-3", "payload": "{\"oops\": true}", "bytes": 14,
