@@ -15,7 +15,8 @@ from typing import Any
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer
+from textual.events import Key
+from textual.widgets import DataTable, Footer, Input, Label
 
 from gateway.admin.client import AdminClient
 from tui import fmt
@@ -34,7 +35,8 @@ from tui.widgets.trend import Trend
 
 DEFAULT_LAG_ALERT = 30.0
 POLL_SECONDS = 1.0
-MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete"}
+MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete", "filter", "sort",
+                     "reverse"}
 REQUEST_TIMEOUT = 2.0  # shorter than the admin client's default: a hung gateway shows up fast
 
 
@@ -44,6 +46,9 @@ class TopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "edgeq top"
     BINDINGS = [
+        Binding("slash", "filter", "filter"),
+        Binding("s", "sort", "sort"),
+        Binding("S", "reverse", "reverse", show=False),
         Binding("c", "clients", "clients"),
         Binding("n", "create", "new"),
         Binding("p", "purge", "purge"),
@@ -69,7 +74,10 @@ class TopApp(App[int]):
         yield StatusLine(id="status")
         yield StorageLine(id="storage")
         yield Banner(id="banner")
+        yield Label("", id="view-state", markup=False)
         yield QueuesTable(id="queues")
+        yield Input(placeholder="filter queues by name (Enter: keep · Esc: clear)",
+                    id="name-filter", compact=True)
         yield Trend(id="trend")
         yield Footer()
 
@@ -165,6 +173,50 @@ class TopApp(App[int]):
 
     def action_refresh(self) -> None:
         self.poll()
+
+    def action_filter(self) -> None:
+        """`/`: type part of a name; the table narrows as you type."""
+        field = self.query_one("#name-filter", Input)
+        field.add_class("-open")
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "name-filter":
+            self.query_one(QueuesTable).filter_names(event.value)
+            self._show_view_state()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "name-filter":
+            self._close_filter(keep=True)
+
+    def on_key(self, event: Key) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#name-filter", Input):
+            event.stop()
+            self._close_filter(keep=False)
+
+    def _close_filter(self, keep: bool) -> None:
+        field = self.query_one("#name-filter", Input)
+        if not keep:
+            field.value = ""
+            self.query_one(QueuesTable).filter_names("")
+        field.set_class(bool(field.value), "-open")
+        self.query_one(QueuesTable).focus()
+        self._show_view_state()
+
+    def action_sort(self) -> None:
+        self.query_one(QueuesTable).sort_by_next_column()
+        self._show_view_state()
+
+    def action_reverse(self) -> None:
+        self.query_one(QueuesTable).reverse_sort()
+        self._show_view_state()
+
+    def _show_view_state(self) -> None:
+        state = self.query_one(QueuesTable).view_state
+        label = self.query_one("#view-state", Label)
+        label.update(state)
+        label.set_class(bool(state), "-shown")
+        self._update_trend()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

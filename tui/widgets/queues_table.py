@@ -45,9 +45,23 @@ def cells(q: QueueRow, label: str) -> tuple[str, ...]:
             fmt.count(q.dead_lettered))
 
 
+def sort_value(q: QueueRow, key: str) -> str | float:
+    """What column `key` sorts `q` by (its figure, not the rounded text)."""
+    if key == "name":
+        return q.name
+    if key == "kind":
+        return q.kind
+    if key == "fill":
+        return -1.0 if q.fill is None else q.fill
+    if key == "nacked":
+        return float(q.nacked + q.rejected)
+    return float(getattr(q, key))
+
+
 class QueuesTable(CompactTable):
-    """Queues by name; a queue whose lag passes the alert threshold gets a "!" before its name
-    and the `queues-table--alert` style (red in app.tcss)."""
+    """Queues by name, or by any column (`sort_key`; figures largest first unless `reverse`),
+    only those whose name contains `name_filter`; a queue whose lag passes the alert threshold
+    gets a "!" before its name and the `queues-table--alert` style (red in app.tcss)."""
 
     COLUMNS = COLUMNS
     COMPONENT_CLASSES: ClassVar[set[str]] = CompactTable.COMPONENT_CLASSES | {
@@ -57,6 +71,10 @@ class QueuesTable(CompactTable):
         super().__init__(id=id)
         self.rows_shown: tuple[QueueRow, ...] = ()
         self.lag_alert = 0.0
+        self.queues: tuple[QueueRow, ...] = ()  # every queue of the last refresh
+        self.sort_key = "name"
+        self.reverse = False
+        self.name_filter = ""
 
     @property
     def selected(self) -> str | None:
@@ -64,9 +82,17 @@ class QueuesTable(CompactTable):
         return self.cursor_key
 
     def show(self, queues: Sequence[QueueRow], lag_alert: float) -> None:
-        self.rows_shown = tuple(sorted(queues, key=lambda q: q.name))
+        self.queues = tuple(queues)
         self.lag_alert = lag_alert
-        labels = fmt.queue_labels(self.rows_shown)
+        wanted = self.name_filter.casefold()
+        shown = [q for q in self.queues if wanted in q.name.casefold()]
+        shown.sort(key=lambda q: q.name)  # ties stay in name order
+        descending = self.sort_key not in ("name", "kind")
+        shown.sort(key=lambda q: sort_value(q, self.sort_key),
+                   reverse=descending != self.reverse)
+        self.rows_shown = tuple(shown)
+        # a template's instances show as "└ light-1" under it, which needs the name order
+        labels = fmt.queue_labels(shown) if self.sort_key == "name" else {}
         alert_style = self.get_component_rich_style("queues-table--alert")
         rows = []
         for q in self.rows_shown:
@@ -74,6 +100,36 @@ class QueuesTable(CompactTable):
             label = ("! " if alert else "") + labels.get(q.name, q.name)
             rows.append(Row(q.name, cells(q, label), alert_style if alert else ""))
         self.set_rows(rows)
+
+    def sort_by_next_column(self) -> None:
+        """`s`: the next column on screen, in its natural order (names A-Z, figures
+        largest first)."""
+        keys = [self.COLUMNS[i].key for i in self.columns_shown()]
+        at = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_key = keys[(at + 1) % len(keys)]
+        self.reverse = False
+        self.show(self.queues, self.lag_alert)
+
+    def reverse_sort(self) -> None:
+        self.reverse = not self.reverse
+        self.show(self.queues, self.lag_alert)
+
+    def filter_names(self, text: str) -> None:
+        self.name_filter = text
+        self.show(self.queues, self.lag_alert)
+
+    @property
+    def view_state(self) -> str:
+        """`sorted by depth ↓ · filter "img"`, or empty in the default view."""
+        parts = []
+        if (self.sort_key, self.reverse) != ("name", False):
+            header = next(c.header for c in self.COLUMNS if c.key == self.sort_key)
+            descending = (self.sort_key not in ("name", "kind")) != self.reverse
+            parts.append(f"sorted by {header} {'↓' if descending else '↑'}")
+        if self.name_filter:
+            parts.append(f"filter \"{fmt.printable(self.name_filter)}\": "
+                         f"{len(self.rows_shown)} of {len(self.queues)} queues")
+        return " · ".join(parts)
 
     def is_alert(self, q: QueueRow) -> bool:
         """Lag past the threshold; not for dead letters, which wait for a person on purpose."""
