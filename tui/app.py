@@ -79,7 +79,7 @@ class TopApp(App[int]):
         yield Input(placeholder="filter queues by name (Enter: keep · Esc: clear)",
                     id="name-filter", compact=True)
         yield Trend(id="trend")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(StatusLine).show(self.source.where, None, 0)

@@ -4,10 +4,11 @@ Behaviour is tested against a real gateway (test_live.py), never against this.""
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
-from tui.model import QueueDetail, Snapshot
+from tui.model import DeadLetter, QueueDetail, Snapshot
 from tui.source import AdminError
 
 FRAMES = 16
@@ -61,6 +62,24 @@ STORAGE = {"database_bytes": 48 << 20, "wal_bytes": 3 << 20, "disk_free": 5 << 3
            "store_error": None}
 
 
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x02\x80corrupt frame"
+JOB = b'{"job": 4711, "camera": "cam-3", "frame": "0001.png", "retry": true}'
+
+
+def _dead(topic: str, payload: bytes, reason: str, tries: int, client: str) -> dict[str, Any]:
+    marks = [["x-death-reason", reason], ["x-death-queue", "images/+"],
+             ["x-death-deliveries", str(tries)]]
+    return {"topic": topic, "payload": payload[:80].decode("utf-8", "replace"),
+            "bytes": len(payload), "client_id": client, "created": 0.0, "deliveries": 0,
+            "reason": reason, "source": "images/+", "died_after": tries, "qos": 1,
+            "properties": {"content_type": "image/png" if payload == PNG else
+                           "application/json", "user_property": marks},
+            "payload_base64": base64.b64encode(payload).decode()}
+
+
+DEAD_LETTERS = [_dead("images/cam-2", PNG, "max_deliveries", 5, "cam-2"),
+                _dead("images/cam-3", JOB, "packet_too_large", 1, "cam-3")]
+
 DETAIL = {
     "settings": {"filter": "images/+", "name": "", "dispatch": "least_inflight",
                  "last_value_key": "", "template": False, "max_messages": 1_000_000,
@@ -69,11 +88,7 @@ DETAIL = {
     "consumers": [{"client_id": "ocr-1", "qos": 1, "inflight": 4, "acked": 612, "active": True},
                   {"client_id": "ocr-2", "qos": 1, "inflight": 4, "acked": 377, "active": True},
                   {"client_id": "ocr-3", "qos": 1, "inflight": 4, "acked": 61, "active": True}],
-    "dead_letter": {"name": "$dlq/images/+", "depth": 2, "sample": [
-        {"topic": "images/cam-2", "payload": "\ufffdPNG corrupt frame", "bytes": 2048,
-         "client_id": "cam-2", "created": 0.0, "deliveries": 5},
-        {"topic": "images/cam-3", "payload": "{\"oops\": true}", "bytes": 14,
-         "client_id": "cam-3", "created": 0.0, "deliveries": 5}]},
+    "dead_letter": {"name": "$dlq/images/+", "depth": 2, "sample": DEAD_LETTERS},
 }
 
 
@@ -97,6 +112,15 @@ class FixedSource:
     def queue(self, name: str) -> QueueDetail:
         stats = next(q for q in frame(FRAMES - 1).queues if q.name == name)
         return QueueDetail.parse({"stats": _as_dict(stats), **DETAIL})
+
+    def messages(self, name: str, limit: int) -> list[DeadLetter]:
+        return [DeadLetter.parse({**m, "payload_base64": None}) for m in DEAD_LETTERS[:limit]]
+
+    def message(self, name: str, index: int) -> DeadLetter | None:
+        return DeadLetter.parse(DEAD_LETTERS[index]) if index < len(DEAD_LETTERS) else None
+
+    def replay(self, name: str) -> int:
+        raise AdminError("the fixed source performs no actions")
 
     def create(self, fields: dict[str, Any]) -> str:
         raise AdminError("the fixed source performs no actions")

@@ -38,7 +38,7 @@ class ClientsScreen(Screen[None]):
         yield StorageLine(id="storage")
         yield Label("Connected clients", id="clients-title", classes="section")
         yield ClientsTable(id="clients")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         if self.snapshot is not None:

@@ -75,7 +75,7 @@ class QueueScreen(Screen[None]):
 
     BINDINGS = [Binding("escape", "back", "back"), Binding("m", "messages", "messages"),
                 Binding("x", "dead_letters", "dead letters"), Binding("p", "purge", "purge"),
-                Binding("d", "delete", "delete"), Binding("r", "refresh", "refresh"),
+                Binding("d", "delete", "delete"), Binding("r", "refresh", "refresh", show=False),
                 Binding("question_mark", "app.help", "help"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, name: str, source: DataSource, purge: Callable[[str], None],
@@ -97,7 +97,7 @@ class QueueScreen(Screen[None]):
         yield ConsumersTable(id="consumers")
         yield Label("Dead-letter queue", id="dlq-title", classes="section", markup=False)
         yield DeadLettersTable(id="dead-letters")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.action_refresh()

@@ -65,7 +65,7 @@ class MessagesScreen(Screen[None]):
         yield StorageLine(id="storage")
         yield Static(self._title("loading…"), id="messages-summary", markup=False)
         yield MessagesTable(id="messages")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(MessagesTable).focus()
@@ -124,7 +124,7 @@ class MessagesScreen(Screen[None]):
             else ""
         if not depth:
             return "none"
-        return f"{depth} messages{shown}"
+        return f"{depth} messages{shown} · Enter: peek"
 
     def on_data_table_row_selected(self, event: MessagesTable.RowSelected) -> None:
         event.stop()

@@ -81,8 +81,9 @@ def describe(m: DeadLetter, now: float) -> str:
               ("message", f"QoS {m.qos} · {m.bytes} bytes · from {fmt.printable(m.client_id)}"
                + (f" · {fmt.seconds(now - m.created)} ago" if m.created else ""))]
     if m.reason:
+        times = "delivery" if m.tries == 1 else "deliveries"
         fields.append(("died", f"{fmt.printable(m.reason)} in {fmt.printable(m.source)} "
-                               f"after {m.tries} deliveries"))
+                               f"after {m.tries} {times}"))
     else:
         fields.append(("deliveries", str(m.deliveries)))
     fields += _properties(m.properties)
