@@ -71,8 +71,8 @@ class AdminSource:
         return self._call(lambda c: [DeadLetter.parse(m) for m in c.peek(name, limit)])
 
     def message(self, name: str, index: int) -> DeadLetter | None:
-        found = self._call(lambda c: c.peek(name, index + 1, whole=True))
-        return DeadLetter.parse(found[index]) if len(found) > index else None
+        found = self._call(lambda c: c.peek(name, 1, whole=True, offset=index))
+        return DeadLetter.parse(found[0]) if found else None
 
     def replay(self, name: str) -> int:
         return self._call(lambda c: c.replay(name))

@@ -119,7 +119,9 @@ class AdminApi:
                 return Response.json(self._guard(lambda: engine.show(name)))
             case "GET", ["queues", name, "messages"]:
                 limit, whole = _limit(request.query), _flag(request.query, "payload")
-                return Response.json(self._guard(lambda: engine.peek(name, limit, whole)))
+                offset = _number(request.query, "offset", 0)
+                return Response.json(self._guard(
+                    lambda: engine.peek(name, limit, whole, offset)))
             case "POST", ["queues", name, "replay"]:
                 return Response.json({"replayed": self._guard(lambda: engine.replay(name))})
             case "POST", ["queues", name, "purge"]:
@@ -191,9 +193,17 @@ def _flag(query: str, name: str) -> bool:
 
 def _limit(query: str) -> int:
     """`?limit=N` of a peek: 10 by default."""
-    value = parse_qs(query).get("limit", ["10"])[-1]
-    if not value.isdigit() or not 0 < int(value) <= 100_000:
-        raise HttpError(400, f"limit: {value!r} is not a whole number from 1 to 100000")
+    limit = _number(query, "limit", 10)
+    if not 0 < limit <= 100_000:
+        raise HttpError(400, f"limit: {limit} is not a whole number from 1 to 100000")
+    return limit
+
+
+def _number(query: str, name: str, default: int) -> int:
+    """`?NAME=N`, a whole number (`default` when absent)."""
+    value = parse_qs(query).get(name, [str(default)])[-1]
+    if not value.isdigit() or len(value) > 9:
+        raise HttpError(400, f"{name}: {value!r} is not a whole number")
     return int(value)
 
 

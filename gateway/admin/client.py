@@ -106,9 +106,11 @@ class AdminClient:
     def purge(self, name: str) -> int:
         return int(self.request("POST", f"queues/{quote(name, safe='')}/purge")["purged"])
 
-    def peek(self, name: str, limit: int, whole: bool = False) -> list[dict[str, Any]]:
-        """The oldest `limit` ready messages; `whole`: with the payload (`payload_base64`)."""
-        query = f"limit={limit}&payload=1" if whole else f"limit={limit}"
+    def peek(self, name: str, limit: int, whole: bool = False,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """`limit` ready messages, oldest first after `offset`; `whole`: with the payload
+        (`payload_base64`)."""
+        query = f"limit={limit}&offset={offset}" + ("&payload=1" if whole else "")
         return self.request(  # type: ignore[no-any-return]
             "GET", f"queues/{quote(name, safe='')}/messages?{query}")
 

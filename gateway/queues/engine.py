@@ -297,15 +297,17 @@ class QueueEngine:
         self._run_wakes()
         return count
 
-    def peek(self, name: str, limit: int, whole: bool = False) -> list[dict[str, Any]]:
-        """The oldest `limit` ready messages of `name` as `show` samples them (`whole`: with
-        the payload in base64), consuming nothing; at most the queue's RAM window
-        (`storage.queue_window`)."""
+    def peek(self, name: str, limit: int, whole: bool = False,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """`limit` ready messages of `name`, oldest first after skipping `offset`, as `show`
+        samples them (`whole`: with the payload in base64), consuming nothing; within the
+        queue's RAM window (`storage.queue_window`)."""
         q = self._reg.get(name)
         if q.kind == "template":
             raise QueueError(f"{name!r} is a template; peek one of its instances")
         return [preview(e.message, e.deliveries, whole)
-                for e in itertools.islice(q.ready, limit) if e.message is not None]
+                for e in itertools.islice(q.ready, offset, offset + limit)
+                if e.message is not None]
 
     def spec(self, name: str) -> QueueSpec:
         """The settings queue `name` runs with (its limits, for the fill of `edgeq top`)."""

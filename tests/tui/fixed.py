@@ -5,10 +5,11 @@ Behaviour is tested against a real gateway (test_live.py), never against this.""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 from typing import Any
 
-from tui.model import DeadLetter, QueueDetail, Snapshot
+from tui.model import DeadLetter, QueueDetail, Snapshot, Storage
 from tui.source import AdminError
 
 FRAMES = 16
@@ -98,16 +99,21 @@ class FixedSource:
 
     where = "http://192.0.2.10:18083"
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, storage: dict[str, Any] | None = None
+                 ) -> None:
         self.fetches = 0
         self.fail_after = fail_after
+        self.storage = storage  # other storage figures than STORAGE
 
     def fetch(self) -> Snapshot:
         self.fetches += 1
         if self.fail_after is not None and self.fetches > self.fail_after:
             raise AdminError(f"cannot reach the gateway at {self.where}: "
                              "[Errno 111] Connection refused")
-        return frame(min(self.fetches - 1, FRAMES - 1))
+        snapshot = frame(min(self.fetches - 1, FRAMES - 1))
+        if self.storage is None:
+            return snapshot
+        return dataclasses.replace(snapshot, storage=Storage.parse({**STORAGE, **self.storage}))
 
     def queue(self, name: str) -> QueueDetail:
         stats = next(q for q in frame(FRAMES - 1).queues if q.name == name)

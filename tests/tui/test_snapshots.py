@@ -112,3 +112,11 @@ def test_filter_and_sort(snap_compare: Any) -> None:
     """`/` typed "li", then sorted by depth: the filter field and the view's state shown."""
     assert snap_compare(fixed_app(), terminal_size=(80, 24),
                         run_before=then_press("slash", "l", "i", "enter", "s", "s"))
+
+
+def test_storage_trouble(snap_compare: Any) -> None:
+    """The disk full, producers paused and the last commit failed: the storage line in red."""
+    trouble = {"disk_full": True, "disk_free": 40 << 20, "producers_paused": 2,
+               "store_error": "database or disk is full"}
+    app = TopApp(FixedSource(storage=trouble), lag_alert=30.0, interval=0)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then_press())

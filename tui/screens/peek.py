@@ -26,7 +26,8 @@ from tui.source import AdminError, DataSource
 
 View = Literal["text", "json", "hex"]
 LABEL = 13  # cells for the header's field names ("content type")
-HEX_WIDTH = 16  # bytes per hex dump line: 72 cells, fits 80 columns
+HEX_WIDTH = 16
+SHOWN_BYTES = 64 * 1024  # bytes per hex dump line: 72 cells, fits 80 columns
 
 
 def as_json(payload: bytes) -> str | None:
@@ -65,8 +66,13 @@ def best_view(payload: bytes) -> View:
 
 
 def render_payload(payload: bytes, view: View) -> str:
+    """The payload in `view`, its first SHOWN_BYTES only (a Pi draws a 10 MB dump slowly)."""
     if not payload:
         return "(empty payload)"
+    if len(payload) > SHOWN_BYTES:
+        rest = len(payload) - SHOWN_BYTES
+        return (f"{render_payload(payload[:SHOWN_BYTES], view)}\n… {rest} more bytes not "
+                "shown")
     if view == "json":
         indented = as_json(payload)
         if indented is None:
