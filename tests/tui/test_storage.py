@@ -27,9 +27,8 @@ max_deliveries = 1
 
 
 def started(factory: GatewayFactory, config: str) -> Gateway:
-    gateway = Gateway(factory(config_text=config,
-                              extra_args=["--admin", f"127.0.0.1:{free_port()}"]))
-    return gateway
+    return Gateway(factory(config_text=config,
+                           extra_args=["--admin", f"127.0.0.1:{free_port()}"]))
 
 
 @scenario

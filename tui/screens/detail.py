@@ -116,7 +116,7 @@ class QueueScreen(Screen[None]):
         if self.detail is not None and self.detail.dead_letter_queue:
             self._messages(self.detail.dead_letter_queue)
         else:
-            self.notify("no dead letters: the dead-letter queue is created on the first",
+            self.notify("no dead letters yet (the dead-letter queue appears with the first)",
                         markup=False)
 
     def action_delete(self) -> None:
