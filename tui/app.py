@@ -21,13 +21,14 @@ from textual.widgets import DataTable, Footer, Input, Label
 from gateway.admin.client import AdminClient
 from tui import fmt
 from tui.history import History
-from tui.model import Snapshot
+from tui.model import DeadLetter, Snapshot
 from tui.screens.clients import ClientsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
 from tui.screens.detail import QueueScreen
 from tui.screens.help import HelpScreen
 from tui.screens.messages import MessagesScreen
+from tui.screens.peek import PeekScreen
 from tui.source import AdminError, AdminSource, DataSource
 from tui.widgets.queues_table import QueuesTable
 from tui.widgets.status import Banner, StatusLine, StorageLine
@@ -234,7 +235,7 @@ class TopApp(App[int]):
 
     def open_messages(self, name: str) -> None:
         self.push_screen(MessagesScreen(name, self.source, self.confirm_replay,
-                                        self.confirm_purge))
+                                        self.confirm_purge, self.confirm_replay_one))
 
     def action_clients(self) -> None:
         self.push_screen(ClientsScreen(self.snapshot))
@@ -278,6 +279,21 @@ class TopApp(App[int]):
                       "Replay", lambda: self._act(lambda: self.source.replay(name),
                                                   lambda n: f"replayed {n} dead letters of "
                                                             f"{shown}"))
+
+    def confirm_replay_one(self, name: str, index: int, message: DeadLetter) -> None:
+        def replayed(moved: int) -> str:
+            if isinstance(self.screen, PeekScreen):
+                self.pop_screen()
+            if not moved:
+                return "not replayed: its queue is full or gone, or it was replayed already"
+            return f"replayed {fmt.printable(message.topic)} into {fmt.printable(message.source)}"
+
+        self._confirm(f"Replay this dead letter of {fmt.printable(name)}?",
+                      f"{fmt.printable(message.topic)} ({message.bytes} bytes) goes back into "
+                      f"{fmt.printable(message.source) or 'its queue'} as a new message, its "
+                      "x-death marks removed and its delivery count reset.",
+                      "Replay", lambda: self._act(lambda: self.source.replay(name, index),
+                                                  replayed))
 
     def confirm_delete(self, name: str) -> None:
         def deleted(_: object) -> str:

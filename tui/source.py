@@ -35,7 +35,9 @@ class DataSource(Protocol):
         """The ready message at `index` (0: the oldest) with its whole payload."""
         ...
 
-    def replay(self, name: str) -> int: ...
+    def replay(self, name: str, offset: int | None = None) -> int:
+        """Replay every dead letter of `name`, or only the one at `offset` (0: the oldest)."""
+        ...
 
     def queue(self, name: str) -> QueueDetail: ...
 
@@ -74,8 +76,8 @@ class AdminSource:
         found = self._call(lambda c: c.peek(name, 1, whole=True, offset=index))
         return DeadLetter.parse(found[0]) if found else None
 
-    def replay(self, name: str) -> int:
-        return self._call(lambda c: c.replay(name))
+    def replay(self, name: str, offset: int | None = None) -> int:
+        return self._call(lambda c: c.replay(name, offset))
 
     def queue(self, name: str) -> QueueDetail:
         return self._call(lambda c: QueueDetail.parse(c.queue(name)))

@@ -123,7 +123,10 @@ class AdminApi:
                 return Response.json(self._guard(
                     lambda: engine.peek(name, limit, whole, offset)))
             case "POST", ["queues", name, "replay"]:
-                return Response.json({"replayed": self._guard(lambda: engine.replay(name))})
+                one = _number(request.query, "offset", 0) if "offset=" in request.query \
+                    else None
+                return Response.json({"replayed": self._guard(lambda: engine.replay(name,
+                                                                                    one))})
             case "POST", ["queues", name, "purge"]:
                 return Response.json({"purged": self._guard(lambda: engine.purge(name))})
             case "DELETE", ["queues", name]:

@@ -114,8 +114,11 @@ class AdminClient:
         return self.request(  # type: ignore[no-any-return]
             "GET", f"queues/{quote(name, safe='')}/messages?{query}")
 
-    def replay(self, name: str) -> int:
-        return int(self.request("POST", f"queues/{quote(name, safe='')}/replay")["replayed"])
+    def replay(self, name: str, offset: int | None = None) -> int:
+        """Replay the dead letters of `name`, or only the one at `offset` (0: the oldest)."""
+        query = "" if offset is None else f"?offset={offset}"
+        return int(self.request("POST", f"queues/{quote(name, safe='')}/replay{query}")
+                   ["replayed"])
 
     def delete(self, name: str) -> None:
         self.request("DELETE", f"queues/{quote(name, safe='')}")

@@ -313,16 +313,18 @@ class QueueEngine:
         """The settings queue `name` runs with (its limits, for the fill of `edgeq top`)."""
         return self._reg.get(name).spec
 
-    def replay(self, name: str) -> int:
+    def replay(self, name: str, offset: int | None = None) -> int:
         """Move the dead letters of `name` (a queue, or a dead-letter queue) that are in RAM
-        back into the queues they died in, unmarked and as new; how many moved. A source
-        that is full, gone for good or refuses keeps its dead letters where they are."""
+        back into the queues they died in, unmarked and as new (`offset`: only the one at
+        that place, 0 the oldest, as `peek` lists them); how many moved. A source that is
+        full, gone for good or refuses keeps its dead letters where they are."""
         dlq = self._dead_letters_of(self._reg.get(name))
         if dlq is None:
             return 0
         now = self._clock()
         moved = 0
-        for entry in list(dlq.ready):
+        entries = list(dlq.ready)
+        for entry in entries if offset is None else entries[offset:offset + 1]:
             assert entry.message is not None
             target = self._replay_target(dlq, entry.message)
             message = unmark(entry.message, now)

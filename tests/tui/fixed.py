@@ -125,7 +125,7 @@ class FixedSource:
     def message(self, name: str, index: int) -> DeadLetter | None:
         return DeadLetter.parse(DEAD_LETTERS[index]) if index < len(DEAD_LETTERS) else None
 
-    def replay(self, name: str) -> int:
+    def replay(self, name: str, offset: int | None = None) -> int:
         raise AdminError("the fixed source performs no actions")
 
     def create(self, fields: dict[str, Any]) -> str:

@@ -134,3 +134,22 @@ async def test_purge_drops_the_dead_letters_after_confirmation(dead_gateway: Gat
         admin = dead_gateway.admin()
         assert admin.queue("$dlq/work")["stats"]["depth"] == 0
         assert admin.queue("work")["stats"]["depth"] == 0
+
+
+@scenario
+async def test_replay_one_dead_letter_from_its_peek(dead_gateway: Gateway) -> None:
+    app = live_app(dead_gateway)
+    async with app.run_test(size=(80, 24)) as pilot:
+        messages = await open_dead_letters(app, pilot)
+        await pilot.press("down", "enter")  # the binary one, second oldest
+        assert isinstance(app.screen, PeekScreen)
+        await pilot.press("R")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: messages.row_count == 1, what="one dead letter left")
+        assert isinstance(app.screen, MessagesScreen)  # the peek closed with its message
+        admin = dead_gateway.admin()
+        back = admin.peek("work", 10, whole=True)
+        assert [m["payload_base64"] for m in back] == ["iVBORw0KGgoA"]  # \x89PNG\r\n\x1a\n\x00
+        assert row(messages, 0)[1] == "work/cam-2" and admin.peek("$dlq/work", 1)[0][
+            "payload"] == JOB

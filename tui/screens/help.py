@@ -16,7 +16,7 @@ HELP = """\
   d delete · r refresh · Esc back
 [b]Messages, dead letters[/b]  Enter peek · R replay all into their queues
   P purge · r refresh · Esc back
-[b]Peek[/b]  t text · j JSON · h hex · ↑↓ scroll · Esc back
+[b]Peek[/b]  t text · j JSON · h hex · R replay this dead letter · Esc back
 [b]Dialogs[/b]  y confirm · n or Esc cancel · Tab next field
 [b]Storage line[/b]  db+wal: database and journal files · free: disk
   free (reserve: storage.min_free_bytes) · mem: in use/budget ·

@@ -50,13 +50,15 @@ class MessagesScreen(Screen[None]):
                 Binding("question_mark", "app.help", "help"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, name: str, source: DataSource, replay: Callable[[str], None],
-                 purge: Callable[[str], None]) -> None:
+                 purge: Callable[[str], None],
+                 replay_one: Callable[[str, int, DeadLetter], None]) -> None:
         super().__init__()
         self.queue_name = name
         self.dead = name.startswith("$dlq/")
         self.source = source
         self._replay = replay
         self._purge = purge
+        self._replay_one = replay_one
         self._busy = False
         self.messages: list[DeadLetter] = []
 
@@ -134,8 +136,9 @@ class MessagesScreen(Screen[None]):
         table = self.query_one(MessagesTable)
         if 0 <= table.cursor_row < len(self.messages):
             index = table.cursor_row
+            one = (lambda i, m: self._replay_one(self.queue_name, i, m)) if self.dead else None
             self.app.push_screen(PeekScreen(self.queue_name, index, self.messages[index],
-                                            self.source))
+                                            self.source, one))
 
     def action_replay(self) -> None:
         self._replay(self.queue_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from textual import work
@@ -108,22 +109,29 @@ def _properties(props: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class PeekScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "close", "back"), Binding("t", "view('text')", "text"),
-                Binding("j", "view('json')", "JSON"), Binding("h", "view('hex')", "hex")]
+    """`replay` (for a dead letter) puts this one message back into its queue, after a
+    confirmation the app asks for."""
 
-    def __init__(self, queue: str, index: int, listed: DeadLetter, source: DataSource) -> None:
+    BINDINGS = [Binding("escape,q", "close", "back"), Binding("t", "view('text')", "text"),
+                Binding("j", "view('json')", "JSON"), Binding("h", "view('hex')", "hex"),
+                Binding("R", "replay", "replay this one")]
+
+    def __init__(self, queue: str, index: int, listed: DeadLetter, source: DataSource,
+                 replay: Callable[[int, DeadLetter], None] | None = None) -> None:
         super().__init__()
         self.queue_name = queue
         self.index = index
         self.listed = listed
         self.source = source
+        self._replay = replay
         self.message: DeadLetter | None = None
         self.view: View = "text"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="peek", classes="dialog"):
             yield Label(f"Message {self.index + 1} of {fmt.printable(self.queue_name)}   "
-                        "(t text · j JSON · h hex · Esc back)", classes="dialog-title",
+                        f"(t text · j JSON · h hex{' · R replay' if self._replay else ''} · Esc "
+                        "back)", classes="dialog-title",
                         markup=False)
             yield Static(describe(self.listed, time.time()), id="peek-header", markup=False)
             yield Label("payload: loading…", id="peek-view", classes="section", markup=False)
@@ -167,6 +175,13 @@ class PeekScreen(ModalScreen[None]):
     def action_view(self, view: View) -> None:
         self.view = view
         self._show_payload()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self._replay is not None or action != "replay"
+
+    def action_replay(self) -> None:
+        if self._replay is not None:
+            self._replay(self.index, self.message or self.listed)
 
     def action_close(self) -> None:
         self.dismiss(None)
