@@ -37,7 +37,7 @@ from tui.widgets.trend import Trend
 DEFAULT_LAG_ALERT = 30.0
 POLL_SECONDS = 1.0
 MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete", "filter", "sort",
-                     "reverse"}
+                     "reverse", "hide_empty"}
 REQUEST_TIMEOUT = 2.0  # shorter than the admin client's default: a hung gateway shows up fast
 
 
@@ -50,6 +50,7 @@ class TopApp(App[int]):
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
         Binding("S", "reverse", "reverse", show=False),
+        Binding("e", "hide_empty", "hide empty", show=False),
         Binding("c", "clients", "clients"),
         Binding("n", "create", "new"),
         Binding("p", "purge", "purge"),
@@ -206,6 +207,10 @@ class TopApp(App[int]):
 
     def action_sort(self) -> None:
         self.query_one(QueuesTable).sort_by_next_column()
+        self._show_view_state()
+
+    def action_hide_empty(self) -> None:
+        self.query_one(QueuesTable).toggle_empty()
         self._show_view_state()
 
     def action_reverse(self) -> None:

@@ -47,3 +47,15 @@ async def test_sort_by_the_next_column_and_reverse(queue_gateway: Gateway) -> No
         assert names(app) == ["spare", "jobs"]
         await pilot.press("S")
         assert state(app) == "sorted by depth ↑" and names(app) == ["jobs", "spare"]
+
+
+@scenario
+async def test_hide_empty_queues(queue_gateway: Gateway) -> None:
+    queue_gateway.publish("jobs/x", 1)
+    app = live_app(queue_gateway)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: cell(app, "jobs", "depth") == "1", what="depth 1")
+        await pilot.press("e")
+        assert names(app) == ["jobs"] and state(app) == "empty queues hidden · 1 of 2 queues"
+        await pilot.press("e")
+        assert names(app) == ["jobs", "spare"] and state(app) == ""

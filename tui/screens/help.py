@@ -10,8 +10,9 @@ from textual.widgets import Label, Static
 
 HELP = """\
 [b]Queues[/b]  ↑↓ PgUp PgDn move · Enter details (dead letters on a dlq row)
-  / filter by name · s next sort column · S reverse · c clients
-  n new queue · p purge · d delete · r refresh · ? help · q quit
+  / filter by name · s next sort column · S reverse · e hide empty
+  c clients · n new queue · p purge · d delete · r refresh
+  ? help · q quit
 [b]Queue details[/b]  m waiting messages · x dead letters · p purge
   d delete · r refresh · Esc back
 [b]Messages, dead letters[/b]  Enter peek · R replay all into their queues

@@ -60,8 +60,9 @@ def sort_value(q: QueueRow, key: str) -> str | float:
 
 class QueuesTable(CompactTable):
     """Queues by name, or by any column (`sort_key`; figures largest first unless `reverse`),
-    only those whose name contains `name_filter`; a queue whose lag passes the alert threshold
-    gets a "!" before its name and the `queues-table--alert` style (red in app.tcss)."""
+    only those whose name contains `name_filter` (and, with `hide_empty`, that hold
+    messages); a queue whose lag passes the alert threshold gets a "!" before its name and the
+    `queues-table--alert` style (red in app.tcss)."""
 
     COLUMNS = COLUMNS
     COMPONENT_CLASSES: ClassVar[set[str]] = CompactTable.COMPONENT_CLASSES | {
@@ -75,6 +76,7 @@ class QueuesTable(CompactTable):
         self.sort_key = "name"
         self.reverse = False
         self.name_filter = ""
+        self.hide_empty = False
 
     @property
     def selected(self) -> str | None:
@@ -85,7 +87,8 @@ class QueuesTable(CompactTable):
         self.queues = tuple(queues)
         self.lag_alert = lag_alert
         wanted = self.name_filter.casefold()
-        shown = [q for q in self.queues if wanted in q.name.casefold()]
+        shown = [q for q in self.queues if wanted in q.name.casefold()
+                 and not (self.hide_empty and q.depth == 0)]
         shown.sort(key=lambda q: q.name)  # ties stay in name order
         descending = self.sort_key not in ("name", "kind")
         shown.sort(key=lambda q: sort_value(q, self.sort_key),
@@ -114,6 +117,10 @@ class QueuesTable(CompactTable):
         self.reverse = not self.reverse
         self.show(self.queues, self.lag_alert)
 
+    def toggle_empty(self) -> None:
+        self.hide_empty = not self.hide_empty
+        self.show(self.queues, self.lag_alert)
+
     def filter_names(self, text: str) -> None:
         self.name_filter = text
         self.show(self.queues, self.lag_alert)
@@ -126,9 +133,11 @@ class QueuesTable(CompactTable):
             header = next(c.header for c in self.COLUMNS if c.key == self.sort_key)
             descending = (self.sort_key not in ("name", "kind")) != self.reverse
             parts.append(f"sorted by {header} {'↓' if descending else '↑'}")
-        if self.name_filter:
-            parts.append(f"filter \"{fmt.printable(self.name_filter)}\": "
-                         f"{len(self.rows_shown)} of {len(self.queues)} queues")
+        if self.hide_empty:
+            parts.append("empty queues hidden")
+        if self.name_filter or self.hide_empty:
+            what = f'filter "{fmt.printable(self.name_filter)}": ' if self.name_filter else ""
+            parts.append(f"{what}{len(self.rows_shown)} of {len(self.queues)} queues")
         return " · ".join(parts)
 
     def is_alert(self, q: QueueRow) -> bool:
