@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +25,8 @@ from gateway.config import ConfigError, QueueSpec
 from gateway.logtext import escape
 
 # `edgeq queue create` options: every config key but the filter, with its default (for its type)
-QUEUE_OPTIONS = {f.name: f.default for f in msgspec.structs.fields(QueueSpec)
-                 if f.name != "filter"}
+QUEUE_FIELDS = [f for f in msgspec.structs.fields(QueueSpec) if f.name != "filter"]
+QUEUE_OPTIONS = {f.name: f.default for f in QUEUE_FIELDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,16 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     peek.add_argument("name")
     peek.add_argument("--limit", type=int, default=10, help="how many (default 10)")
     create = actions.add_parser("create", help="declare a queue at run time", parents=[admin])
-    create.add_argument("filter")
-    for option in QUEUE_OPTIONS:
-        create.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="VALUE")
+    create.add_argument("filter", help="topic filter whose messages the queue stores")
+    for field in QUEUE_FIELDS:
+        _queue_option(create, field)
 
     commands.add_parser("passwd", help="manage the password file (like mosquitto_passwd)",
                         add_help=False)
     top = commands.add_parser("top", help="live terminal view of queues and clients")
     _admin_flags(top)
-    top.add_argument("--host", help="the gateway's host (admin API, with --port)")
-    top.add_argument("--port", type=int, default=18083, help="admin API port (default 18083)")
+    top.add_argument("--host", help="the gateway's host (admin API, with --admin-port)")
+    top.add_argument("--admin-port", type=int, default=18083,
+                     help="admin API port (default 18083)")
+    top.add_argument("--port", dest="mqtt_port", help=argparse.SUPPRESS)
     top.add_argument("--user", help="a user of admin.users; the password is asked for "
                                     "(or EDGEQ_ADMIN_PASSWORD)")
     top.add_argument("--lag-alert", type=float, default=30.0, metavar="SECONDS",
@@ -87,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("device", help="ESP32 firmware: flash, deploy, config, send, update",
                         add_help=False)
     return parser
+
+
+def _queue_option(create: argparse.ArgumentParser, field: msgspec.structs.FieldInfo) -> None:
+    """`--max-messages VALUE`, with the config key's meaning, choices and default."""
+    from gateway.configdoc import DESCRIPTIONS
+
+    text = DESCRIPTIONS[f"queues.{field.name}"].replace("`", "").replace("%", "%%")
+    choices = list(typing.get_args(field.type)) if typing.get_origin(
+        field.type) is typing.Literal else None
+    if isinstance(field.default, bool):
+        choices = ["true", "false"]
+    default = str(field.default).lower() if isinstance(field.default, bool) else field.default
+    metavar = "N" if isinstance(field.default, int) else "TEXT"
+    create.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name,
+                        metavar="{" + ",".join(choices) + "}" if choices else metavar,
+                        help=f"{text} (default: {default if default != '' else 'none'})")
 
 
 def _admin_flags(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +152,10 @@ def _run(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     from tui.app import run_top
 
-    url = args.url or (f"http://{args.host}:{args.port}" if args.host else None)
+    if args.mqtt_port is not None:
+        raise ConfigError("top: --port is the MQTT port in every command; the admin API's "
+                          "port is --admin-port (default 18083)")
+    url = args.url or (f"http://{args.host}:{args.admin_port}" if args.host else None)
     password = None
     if args.user:
         password = os.environ.get("EDGEQ_ADMIN_PASSWORD") or getpass.getpass(

@@ -15,25 +15,29 @@ from typing import Any
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer
+from textual.events import Key
+from textual.widgets import DataTable, Footer, Input, Label
 
 from gateway.admin.client import AdminClient
 from tui import fmt
 from tui.history import History
-from tui.model import Snapshot
+from tui.model import DeadLetter, Snapshot
 from tui.screens.clients import ClientsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
 from tui.screens.detail import QueueScreen
 from tui.screens.help import HelpScreen
+from tui.screens.messages import MessagesScreen
+from tui.screens.peek import PeekScreen
 from tui.source import AdminError, AdminSource, DataSource
 from tui.widgets.queues_table import QueuesTable
-from tui.widgets.status import Banner, StatusLine
+from tui.widgets.status import Banner, StatusLine, StorageLine
 from tui.widgets.trend import Trend
 
 DEFAULT_LAG_ALERT = 30.0
 POLL_SECONDS = 1.0
-MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete"}
+MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete", "filter", "sort",
+                     "reverse", "hide_empty"}
 REQUEST_TIMEOUT = 2.0  # shorter than the admin client's default: a hung gateway shows up fast
 
 
@@ -43,6 +47,10 @@ class TopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "edgeq top"
     BINDINGS = [
+        Binding("slash", "filter", "filter"),
+        Binding("s", "sort", "sort"),
+        Binding("S", "reverse", "reverse", show=False),
+        Binding("e", "hide_empty", "hide empty", show=False),
         Binding("c", "clients", "clients"),
         Binding("n", "create", "new"),
         Binding("p", "purge", "purge"),
@@ -66,10 +74,14 @@ class TopApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
+        yield StorageLine(id="storage")
         yield Banner(id="banner")
+        yield Label("", id="view-state", markup=False)
         yield QueuesTable(id="queues")
+        yield Input(placeholder="filter queues by name (Enter: keep · Esc: clear)",
+                    id="name-filter", compact=True)
         yield Trend(id="trend")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(StatusLine).show(self.source.where, None, 0)
@@ -116,6 +128,9 @@ class TopApp(App[int]):
             self.snapshot = result
             self.history.record(result.queues)
             self.query_one(QueuesTable).show(result.queues, self.lag_alert)
+            for screen in self.screen_stack:
+                for line in screen.query(StorageLine):
+                    line.show(result.storage)
             self._update_trend()
         self._show_connection()
         self.query_one(StatusLine).show(self.source.where, self.snapshot, self._alerts())
@@ -133,7 +148,7 @@ class TopApp(App[int]):
         screen = self.screen
         if isinstance(screen, ClientsScreen) and self.snapshot is not None and not self.lost:
             screen.show(self.snapshot)
-        elif isinstance(screen, QueueScreen) and not self.lost:
+        elif isinstance(screen, QueueScreen | MessagesScreen) and not self.lost:
             screen.action_refresh()
 
     def _alerts(self) -> int:
@@ -161,15 +176,71 @@ class TopApp(App[int]):
     def action_refresh(self) -> None:
         self.poll()
 
+    def action_filter(self) -> None:
+        """`/`: type part of a name; the table narrows as you type."""
+        field = self.query_one("#name-filter", Input)
+        field.add_class("-open")
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "name-filter":
+            self.query_one(QueuesTable).filter_names(event.value)
+            self._show_view_state()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "name-filter":
+            self._close_filter(keep=True)
+
+    def on_key(self, event: Key) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#name-filter", Input):
+            event.stop()
+            self._close_filter(keep=False)
+
+    def _close_filter(self, keep: bool) -> None:
+        field = self.query_one("#name-filter", Input)
+        if not keep:
+            field.value = ""
+            self.query_one(QueuesTable).filter_names("")
+        field.set_class(bool(field.value), "-open")
+        self.query_one(QueuesTable).focus()
+        self._show_view_state()
+
+    def action_sort(self) -> None:
+        self.query_one(QueuesTable).sort_by_next_column()
+        self._show_view_state()
+
+    def action_hide_empty(self) -> None:
+        self.query_one(QueuesTable).toggle_empty()
+        self._show_view_state()
+
+    def action_reverse(self) -> None:
+        self.query_one(QueuesTable).reverse_sort()
+        self._show_view_state()
+
+    def _show_view_state(self) -> None:
+        state = self.query_one(QueuesTable).view_state
+        label = self.query_one("#view-state", Label)
+        label.update(state)
+        label.set_class(bool(state), "-shown")
+        self._update_trend()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(fmt.seconds(self.lag_alert)))
 
     def action_open(self) -> None:
+        """Enter: a queue's details, or a dead-letter queue's dead letters."""
         name = self.query_one(QueuesTable).selected
-        if name is not None:
+        row = self.snapshot.queue(name) if self.snapshot and name else None
+        if row is not None and row.kind == "dead_letter":
+            self.open_messages(row.name)
+        elif name is not None:
             self.push_screen(QueueScreen(name, self.source, self.confirm_purge,
-                                         self.confirm_delete))
+                                         self.confirm_delete, self.open_messages))
+
+    def open_messages(self, name: str) -> None:
+        self.push_screen(MessagesScreen(name, self.source, self.confirm_replay,
+                                        self.confirm_purge, self.confirm_replay_one))
 
     def action_clients(self) -> None:
         self.push_screen(ClientsScreen(self.snapshot))
@@ -201,6 +272,33 @@ class TopApp(App[int]):
                       "are not recalled. The queue itself stays.",
                       "Purge", lambda: self._act(lambda: self.source.purge(name),
                                                  lambda n: f"purged {n} messages from {shown}"))
+
+    def confirm_replay(self, name: str) -> None:
+        row = self.snapshot.queue(name) if self.snapshot else None
+        count = f"the {row.depth} dead letters" if row else "the dead letters"
+        shown = fmt.printable(name)
+        self._confirm(f"Replay {count} of {shown}?",
+                      "Each goes back into the queue it died in, as a new message with its "
+                      "x-death marks removed and its delivery count reset. Dead letters whose "
+                      "queue is full or gone stay here.",
+                      "Replay", lambda: self._act(lambda: self.source.replay(name),
+                                                  lambda n: f"replayed {n} dead letters of "
+                                                            f"{shown}"))
+
+    def confirm_replay_one(self, name: str, index: int, message: DeadLetter) -> None:
+        def replayed(moved: int) -> str:
+            if isinstance(self.screen, PeekScreen):
+                self.pop_screen()
+            if not moved:
+                return "not replayed: its queue is full or gone, or it was replayed already"
+            return f"replayed {fmt.printable(message.topic)} into {fmt.printable(message.source)}"
+
+        self._confirm(f"Replay this dead letter of {fmt.printable(name)}?",
+                      f"{fmt.printable(message.topic)} ({message.bytes} bytes) goes back into "
+                      f"{fmt.printable(message.source) or 'its queue'} as a new message, its "
+                      "x-death marks removed and its delivery count reset.",
+                      "Replay", lambda: self._act(lambda: self.source.replay(name, index),
+                                                  replayed))
 
     def confirm_delete(self, name: str) -> None:
         def deleted(_: object) -> str:
@@ -244,6 +342,27 @@ def run_top(client: AdminClient, lag_alert: float = DEFAULT_LAG_ALERT,
     `rediscover` builds a new client (e.g. re-reading `admin.json`) when the old one fails,
     which follows a gateway that restarted with a new token."""
     client.timeout = min(client.timeout, REQUEST_TIMEOUT)
+    check_credentials(client)
     app = TopApp(AdminSource(client, rediscover), lag_alert=lag_alert)
     app.run()
     return app.return_code or 0
+
+
+def check_credentials(client: AdminClient) -> None:
+    """Refuse to start on credentials the gateway refuses (retrying would never help);
+    an unreachable gateway is fine: the view shows the banner until it answers."""
+    try:
+        client.stats()
+    except AdminError as e:
+        if e.status != 401:
+            return
+        if client.authorization.startswith("Basic"):
+            fix = "check the user (it must be in admin.users) and its password"
+        elif client.found_in is not None:
+            fix = (f"the token in {client.found_in} is not the gateway's: is --data-dir the "
+                   "data directory of the gateway at that address?")
+        else:
+            fix = ("pass the gateway's token (admin.token, or the one in DATA_DIR/admin.json) "
+                   "with --token or EDGEQ_ADMIN_TOKEN")
+        raise AdminError(f"the gateway at {client.url} refused the admin credentials: {fix}",
+                         401) from None

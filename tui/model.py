@@ -7,6 +7,8 @@ does I/O.
 
 from __future__ import annotations
 
+import base64
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,17 +57,31 @@ class QueueRow:
     replaced: int = 0
     dead_lettered: int = 0
     expired: int = 0
+    nacked: int = 0
+    blocked: int = 0
+    key_errors: int = 0
+    oversize: int = 0
+    max_messages: int = 0  # the limits; 0: none (or an older gateway that does not say)
+    max_bytes: int = 0
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> QueueRow:
         ints = ("depth", "bytes", "consumers", "inflight", "lag_messages", "enqueued", "acked",
-                "redelivered", "dropped", "rejected", "replaced", "dead_lettered", "expired")
+                "redelivered", "dropped", "rejected", "replaced", "dead_lettered", "expired",
+                "nacked", "blocked", "key_errors", "oversize", "max_messages", "max_bytes")
         floats = ("in_rate", "out_rate", "lag_seconds", "oldest_age")
         values: dict[str, Any] = {k: _int(raw, k) for k in ints}
         values.update({k: _float(raw, k) for k in floats})
         return cls(name=_str(raw, "name") or _str(raw, "filter"), filter=_str(raw, "filter"),
                    kind=_str(raw, "kind") or "standard", dispatch=_str(raw, "dispatch"),
                    **values)
+
+    @property
+    def fill(self) -> float | None:
+        """How full the queue is, as the larger fraction of its two limits (None: no limit)."""
+        fractions = [used / limit for used, limit in ((self.depth, self.max_messages),
+                                                      (self.bytes, self.max_bytes)) if limit]
+        return max(fractions) if fractions else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +128,79 @@ class ConsumerRow:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One message of a queue's dead-letter queue, as the gateway samples it (oldest first)."""
+    """One stored message as the gateway samples or peeks it (oldest first); for a dead letter,
+    why it died (`reason`), where (`source`) and after how many deliveries (`died_after`)."""
 
     topic: str
     payload: str = ""  # the first bytes, decoded leniently
     bytes: int = 0
     client_id: str = ""  # the producer
     deliveries: int = 0
+    created: float = 0.0
+    reason: str = ""
+    source: str = ""
+    died_after: int | None = None
+    qos: int = 0
+    properties: dict[str, Any] = field(default_factory=dict)
+    whole: builtins.bytes | None = None  # the whole payload, when asked for
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> DeadLetter:
+        died_after = raw.get("died_after")
+        properties = raw.get("properties")
         return cls(topic=_str(raw, "topic"), payload=_str(raw, "payload"),
                    bytes=_int(raw, "bytes"), client_id=_str(raw, "client_id"),
-                   deliveries=_int(raw, "deliveries"))
+                   deliveries=_int(raw, "deliveries"), created=_float(raw, "created"),
+                   reason=_str(raw, "reason"), source=_str(raw, "source"),
+                   died_after=died_after if isinstance(died_after, int) else None,
+                   qos=_int(raw, "qos"),
+                   properties=properties if isinstance(properties, dict) else {},
+                   whole=_base64(raw.get("payload_base64")))
+
+    @property
+    def tries(self) -> int:
+        """Deliveries of the message: in the queue it died in, for a dead letter."""
+        return self.deliveries if self.died_after is None else self.died_after
+
+
+def _base64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """The store's health (`GET /storage`); all zero from a gateway that does not serve it."""
+
+    database_bytes: int = 0
+    wal_bytes: int = 0
+    disk_free: int = 0
+    min_free_bytes: int = 0
+    disk_full: bool = False
+    memory_in_use: int = 0
+    memory_budget: int = 0
+    memory_full: bool = False
+    producers_paused: int = 0
+    store_error: str = ""
+
+    @classmethod
+    def parse(cls, raw: Any) -> Storage:
+        raw = raw if isinstance(raw, dict) else {}
+        ints = ("database_bytes", "wal_bytes", "disk_free", "min_free_bytes", "memory_in_use",
+                "memory_budget", "producers_paused")
+        return cls(disk_full=raw.get("disk_full") is True,
+                   memory_full=raw.get("memory_full") is True,
+                   store_error=_str(raw, "store_error"), **{k: _int(raw, k) for k in ints})
+
+    @property
+    def trouble(self) -> bool:
+        """Whether something needs the operator: disk full, memory full, paused, errors."""
+        return (self.disk_full or self.memory_full or self.producers_paused > 0
+                or bool(self.store_error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +244,14 @@ class Snapshot:
     queues: tuple[QueueRow, ...] = ()
     clients: tuple[ClientRow, ...] = ()
     broker: dict[str, Any] = field(default_factory=dict)
+    storage: Storage = field(default_factory=Storage)
 
     @classmethod
-    def parse(cls, queues: Any, clients: Any, broker: Any) -> Snapshot:
+    def parse(cls, queues: Any, clients: Any, broker: Any, storage: Any = None) -> Snapshot:
         return cls(queues=tuple(QueueRow.parse(q) for q in _dicts(queues)),
                    clients=tuple(ClientRow.parse(c) for c in _dicts(clients)),
-                   broker=broker if isinstance(broker, dict) else {})
+                   broker=broker if isinstance(broker, dict) else {},
+                   storage=Storage.parse(storage))
 
     def queue(self, name: str) -> QueueRow | None:
         return next((q for q in self.queues if q.name == name), None)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from gateway.admin.client import AdminClient, AdminError
-from tui.model import QueueDetail, Snapshot
+from tui.model import DeadLetter, QueueDetail, Snapshot
 
 __all__ = ["AdminError", "AdminSource", "DataSource"]
 T = TypeVar("T")
@@ -26,6 +26,18 @@ class DataSource(Protocol):
         ...
 
     def fetch(self) -> Snapshot: ...
+
+    def messages(self, name: str, limit: int) -> list[DeadLetter]:
+        """The oldest `limit` ready messages of a queue (a dead-letter queue's: dead letters)."""
+        ...
+
+    def message(self, name: str, index: int) -> DeadLetter | None:
+        """The ready message at `index` (0: the oldest) with its whole payload."""
+        ...
+
+    def replay(self, name: str, offset: int | None = None) -> int:
+        """Replay every dead letter of `name`, or only the one at `offset` (0: the oldest)."""
+        ...
 
     def queue(self, name: str) -> QueueDetail: ...
 
@@ -54,7 +66,18 @@ class AdminSource:
         return self.client.url
 
     def fetch(self) -> Snapshot:
-        return self._call(lambda c: Snapshot.parse(c.queues(), c.clients(), c.stats()))
+        return self._call(lambda c: Snapshot.parse(c.queues(), c.clients(), c.stats(),
+                                                   c.storage()))
+
+    def messages(self, name: str, limit: int) -> list[DeadLetter]:
+        return self._call(lambda c: [DeadLetter.parse(m) for m in c.peek(name, limit)])
+
+    def message(self, name: str, index: int) -> DeadLetter | None:
+        found = self._call(lambda c: c.peek(name, 1, whole=True, offset=index))
+        return DeadLetter.parse(found[0]) if found else None
+
+    def replay(self, name: str, offset: int | None = None) -> int:
+        return self._call(lambda c: c.replay(name, offset))
 
     def queue(self, name: str) -> QueueDetail:
         return self._call(lambda c: QueueDetail.parse(c.queue(name)))

@@ -1,7 +1,8 @@
 """The admin API routes: queues, clients, bridges, broker statistics, reload, and `/metrics`.
 
 Every route but `/metrics` needs `Authorization: Bearer <token>` (the configured token, or the
-one generated into `<data_dir>/admin.json` at start-up, readable only by the gateway's user).
+one generated into `<data_dir>/admin.json` at start-up, readable by the gateway's user and group,
+so that an operator in that group runs `edgeq top` without sudo).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,13 +28,17 @@ from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats
 from gateway.config import ConfigError, queue_spec, split_address
-from gateway.queues.model import QueueError
+from gateway.queues.model import QueueError, QueueStats
+from gateway.store.db import DB_NAME
 
 if TYPE_CHECKING:
     import asyncio
 
     from gateway.broker.server import Broker
+    from gateway.queues.engine import QueueEngine
 
+
+CONNECTION_FILE_MODE = 0o640
 
 
 Records = Callable[[], list[dict[str, Any]]]
@@ -108,17 +114,24 @@ class AdminApi:
                 return Response.json([c.describe() for c in self.broker.live.values()])
             case "GET", ["bridges"]:
                 return Response.json(self._bridges())
+            case "GET", ["storage"]:
+                return Response.json(storage(self.broker))
             case "GET", ["queues"]:
-                return Response.json([msgspec.to_builtins(s) for s in engine.stats()])
+                return Response.json([_with_limits(engine, s) for s in engine.stats()])
             case "POST", ["queues"]:
                 return self._create(request.json())
             case "GET", ["queues", name]:
                 return Response.json(self._guard(lambda: engine.show(name)))
             case "GET", ["queues", name, "messages"]:
-                limit = _limit(request.query)
-                return Response.json(self._guard(lambda: engine.peek(name, limit)))
+                limit, whole = _limit(request.query), _flag(request.query, "payload")
+                offset = _number(request.query, "offset", 0)
+                return Response.json(self._guard(
+                    lambda: engine.peek(name, limit, whole, offset)))
             case "POST", ["queues", name, "replay"]:
-                return Response.json({"replayed": self._guard(lambda: engine.replay(name))})
+                one = _number(request.query, "offset", 0) if "offset=" in request.query \
+                    else None
+                return Response.json({"replayed": self._guard(lambda: engine.replay(name,
+                                                                                    one))})
             case "POST", ["queues", name, "purge"]:
                 return Response.json({"purged": self._guard(lambda: engine.purge(name))})
             case "DELETE", ["queues", name]:
@@ -144,11 +157,61 @@ class AdminApi:
             raise HttpError(404 if "no queue" in str(e) else 400, str(e)) from None
 
 
+def _with_limits(engine: QueueEngine, stats: QueueStats) -> dict[str, Any]:
+    """A queue's statistics with the limits they fill (`edgeq top` shows the fill in %)."""
+    spec = engine.spec(stats.name)
+    return {**msgspec.to_builtins(stats), "max_messages": spec.max_messages,
+            "max_bytes": spec.max_bytes}
+
+
+def storage(broker: Broker) -> dict[str, Any]:
+    """The store's health (`GET /api/v1/storage`): database and WAL file sizes, free disk
+    against `storage.min_free_bytes`, memory against `storage.memory_budget`, producers
+    paused by either, and the last store error."""
+    settings = broker.config.storage
+    database = Path(broker.config.data_dir) / DB_NAME
+    return {
+        "database_bytes": _file_size(database),
+        "wal_bytes": _file_size(database.with_name(DB_NAME + "-wal")),
+        "live_bytes": broker.disk.used,
+        "max_disk_bytes": settings.max_disk_bytes,
+        "disk_free": shutil.disk_usage(database.parent).free,
+        "min_free_bytes": settings.min_free_bytes,
+        "disk_full": broker.disk.full,
+        "disk_refused": broker.disk.refused,
+        "memory_in_use": broker.memory_in_use(),
+        "memory_budget": settings.memory_budget,
+        "memory_full": broker.overloaded,
+        "producers_paused": len(broker.paused),
+        "store_error": broker.committer.failed,
+    }
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _flag(query: str, name: str) -> bool:
+    """`?payload=1`: a yes/no query parameter."""
+    return parse_qs(query).get(name, ["0"])[-1] in ("1", "true", "yes")
+
+
 def _limit(query: str) -> int:
     """`?limit=N` of a peek: 10 by default."""
-    value = parse_qs(query).get("limit", ["10"])[-1]
-    if not value.isdigit() or not 0 < int(value) <= 100_000:
-        raise HttpError(400, f"limit: {value!r} is not a whole number from 1 to 100000")
+    limit = _number(query, "limit", 10)
+    if not 0 < limit <= 100_000:
+        raise HttpError(400, f"limit: {limit} is not a whole number from 1 to 100000")
+    return limit
+
+
+def _number(query: str, name: str, default: int) -> int:
+    """`?NAME=N`, a whole number (`default` when absent)."""
+    value = parse_qs(query).get(name, [str(default)])[-1]
+    if not value.isdigit() or len(value) > 9:
+        raise HttpError(400, f"{name}: {value!r} is not a whole number")
     return int(value)
 
 
@@ -192,7 +255,10 @@ def _new_token() -> str:
 
 
 def write_connection_file(data_dir: Path, url: str, token: str) -> None:
+    """Mode 0640 whatever the umask (the service runs with UMask=0077): members of the
+    gateway's group (`edgeq` on the appliance) may read the token, nobody else."""
     path = data_dir / CONNECTION_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, CONNECTION_FILE_MODE)
+    os.fchmod(fd, CONNECTION_FILE_MODE)
     with os.fdopen(fd, "w") as f:
         json.dump({"url": url, "token": token}, f)

@@ -7,6 +7,7 @@ Where to connect: `--url`/`--token`, else `EDGEQ_ADMIN_URL`/`EDGEQ_ADMIN_TOKEN`,
 from __future__ import annotations
 
 import base64
+import grp
 import json
 import os
 import urllib.error
@@ -20,7 +21,12 @@ CONNECTION_FILE = "admin.json"
 
 
 class AdminError(Exception):
-    """The gateway could not be reached or refused the request; the message says which."""
+    """The gateway could not be reached or refused the request; the message says which.
+    `status` is the HTTP status of a refusal (401: wrong credentials), None when unreachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AdminClient:
@@ -55,6 +61,8 @@ class AdminClient:
             try:
                 found = json.loads(path.read_text())
                 found_url, found_token = str(found["url"]), str(found["token"])
+            except PermissionError:
+                raise AdminError(_unreadable(path)) from None
             except (OSError, ValueError, KeyError, TypeError):
                 raise AdminError(f"no running gateway found: {path} is missing or unreadable; "
                                  "start it with `edgeq serve` or pass --url and --token") from None
@@ -76,7 +84,7 @@ class AdminClient:
                 message = json.loads(e.read())["error"]
             except (ValueError, KeyError):
                 message = e.reason
-            raise AdminError(f"{message}") from None
+            raise AdminError(f"{message}", e.code) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             if self.found_in is not None and isinstance(reason, ConnectionRefusedError):
@@ -98,18 +106,29 @@ class AdminClient:
     def purge(self, name: str) -> int:
         return int(self.request("POST", f"queues/{quote(name, safe='')}/purge")["purged"])
 
-    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def peek(self, name: str, limit: int, whole: bool = False,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """`limit` ready messages, oldest first after `offset`; `whole`: with the payload
+        (`payload_base64`)."""
+        query = f"limit={limit}&offset={offset}" + ("&payload=1" if whole else "")
         return self.request(  # type: ignore[no-any-return]
-            "GET", f"queues/{quote(name, safe='')}/messages?limit={limit}")
+            "GET", f"queues/{quote(name, safe='')}/messages?{query}")
 
-    def replay(self, name: str) -> int:
-        return int(self.request("POST", f"queues/{quote(name, safe='')}/replay")["replayed"])
+    def replay(self, name: str, offset: int | None = None) -> int:
+        """Replay the dead letters of `name`, or only the one at `offset` (0: the oldest)."""
+        query = "" if offset is None else f"?offset={offset}"
+        return int(self.request("POST", f"queues/{quote(name, safe='')}/replay{query}")
+                   ["replayed"])
 
     def delete(self, name: str) -> None:
         self.request("DELETE", f"queues/{quote(name, safe='')}")
 
     def clients(self) -> list[dict[str, Any]]:
         return self.request("GET", "clients")  # type: ignore[no-any-return]
+
+    def storage(self) -> dict[str, Any]:
+        """The store's health: file sizes, free disk, memory, paused producers, errors."""
+        return self.request("GET", "storage")  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, Any]:
         return self.request("GET", "stats")  # type: ignore[no-any-return]
@@ -120,6 +139,17 @@ class AdminClient:
 
     def reload(self) -> str:
         return str(self.request("POST", "reload")["reloaded"])
+
+
+def _unreadable(path: Path) -> str:
+    """What to do about an `admin.json` this user may not read: join the group that may
+    (the gateway writes it with mode 0640), or pass the token."""
+    try:
+        group = grp.getgrgid(path.stat().st_gid).gr_name
+    except (OSError, KeyError):
+        group = "edgeq"
+    return (f"cannot read {path}: permission denied; it is readable by group {group}: "
+            f"`sudo usermod -aG {group} $USER` and log in again, or pass --token")
 
 
 def _check_url(url: str, where: str) -> str:

@@ -1,8 +1,9 @@
 """Dead letters: how a message is marked when it moves to a dead-letter queue, and read back.
 
-A dead letter keeps its topic, payload and properties, and gains two MQTT 5 user properties
+A dead letter keeps its topic, payload and properties, and gains three MQTT 5 user properties
 (as RabbitMQ's `x-death` headers): `x-death-reason` (`max_deliveries`, `packet_too_large`,
-`expired`) and `x-death-queue` (the queue it died in, which a replay returns it to).
+`expired`), `x-death-queue` (the queue it died in, which a replay returns it to) and
+`x-death-deliveries` (how many times that queue had delivered it).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from gateway.mqtt.properties import Properties
 
 REASON = "x-death-reason"
 SOURCE = "x-death-queue"
-_MARKS = (REASON, SOURCE)
+DELIVERIES = "x-death-deliveries"
+_MARKS = (REASON, SOURCE, DELIVERIES)
 
 
-def mark_dead(message: Message, reason: str, queue: str) -> Message:
+def mark_dead(message: Message, reason: str, queue: str, deliveries: int) -> Message:
     """The dead-letter copy of `message`: earlier marks replaced by this death's."""
     users = [(k, v) for k, v in message.properties.get("user_property", ()) if k not in _MARKS]
-    props: Properties = {**message.properties,
-                         "user_property": [*users, (REASON, reason), (SOURCE, queue)]}
+    marks = [(REASON, reason), (SOURCE, queue), (DELIVERIES, str(deliveries))]
+    props: Properties = {**message.properties, "user_property": [*users, *marks]}
     return dataclasses.replace(message, properties=props, expires_at=None)
 
 

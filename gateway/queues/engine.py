@@ -297,25 +297,34 @@ class QueueEngine:
         self._run_wakes()
         return count
 
-    def peek(self, name: str, limit: int) -> list[dict[str, Any]]:
-        """The oldest `limit` ready messages of `name` as `show` samples them, consuming
-        nothing; at most the queue's RAM window (`storage.queue_window`)."""
+    def peek(self, name: str, limit: int, whole: bool = False,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """`limit` ready messages of `name`, oldest first after skipping `offset`, as `show`
+        samples them (`whole`: with the payload in base64), consuming nothing; within the
+        queue's RAM window (`storage.queue_window`)."""
         q = self._reg.get(name)
         if q.kind == "template":
             raise QueueError(f"{name!r} is a template; peek one of its instances")
-        return [preview(e.message, e.deliveries) for e in itertools.islice(q.ready, limit)
+        return [preview(e.message, e.deliveries, whole)
+                for e in itertools.islice(q.ready, offset, offset + limit)
                 if e.message is not None]
 
-    def replay(self, name: str) -> int:
+    def spec(self, name: str) -> QueueSpec:
+        """The settings queue `name` runs with (its limits, for the fill of `edgeq top`)."""
+        return self._reg.get(name).spec
+
+    def replay(self, name: str, offset: int | None = None) -> int:
         """Move the dead letters of `name` (a queue, or a dead-letter queue) that are in RAM
-        back into the queues they died in, unmarked and as new; how many moved. A source
-        that is full, gone for good or refuses keeps its dead letters where they are."""
+        back into the queues they died in, unmarked and as new (`offset`: only the one at
+        that place, 0 the oldest, as `peek` lists them); how many moved. A source that is
+        full, gone for good or refuses keeps its dead letters where they are."""
         dlq = self._dead_letters_of(self._reg.get(name))
         if dlq is None:
             return 0
         now = self._clock()
         moved = 0
-        for entry in list(dlq.ready):
+        entries = list(dlq.ready)
+        for entry in entries if offset is None else entries[offset:offset + 1]:
             assert entry.message is not None
             target = self._replay_target(dlq, entry.message)
             message = unmark(entry.message, now)
@@ -376,9 +385,9 @@ class QueueEngine:
 
     def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
         """Move a message to the dead-letter queue, in one transaction, marked with why and
-        where from (user properties `x-death-reason`, `x-death-queue`)."""
+        where from and after how many deliveries (`x-death-*` user properties)."""
         assert entry.message is not None
-        message = mark_dead(entry.message, reason, queue.name)
+        message = mark_dead(entry.message, reason, queue.name, entry.deliveries)
         dlq = self._reg.dead_letter_queue(queue)
         dlq.enqueue(message, entry.size, pack_props(message.properties), None,
                     self._clock())

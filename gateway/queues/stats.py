@@ -8,6 +8,7 @@ the oldest message still waiting for a delivery.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import msgspec
 
 from gateway.messages import Message
-from gateway.queues.deadletter import REASON, SOURCE, mark
+from gateway.queues.deadletter import DELIVERIES, REASON, SOURCE, mark
 from gateway.queues.model import QueueStats
 from gateway.queues.queue import Queue
 
@@ -78,10 +79,22 @@ def details(q: Queue, now: float, dead_letter: Queue | None) -> dict[str, Any]:
     }
 
 
-def preview(message: Message, deliveries: int) -> dict[str, Any]:
+def preview(message: Message, deliveries: int, whole: bool = False) -> dict[str, Any]:
+    """A message for people: topic, the payload's start as text, its properties (binary ones
+    in hex), and for a dead letter why, where and after how many deliveries it died."""
     payload = message.payload
     text = payload[:PREVIEW_BYTES].decode("utf-8", "replace")
-    return {"topic": message.topic, "payload": text, "bytes": len(payload),
-            "client_id": message.client_id, "created": message.created,
-            "deliveries": deliveries, "reason": mark(message, REASON),
-            "source": mark(message, SOURCE)}
+    died_after = mark(message, DELIVERIES)
+    shown = {"topic": message.topic, "payload": text, "bytes": len(payload),
+             "client_id": message.client_id, "created": message.created,
+             "deliveries": deliveries, "reason": mark(message, REASON),
+             "source": mark(message, SOURCE),
+             "died_after": int(died_after) if died_after and died_after.isdigit() else None,
+             "qos": message.qos, "properties": _properties(message)}
+    if whole:
+        shown["payload_base64"] = base64.b64encode(payload).decode()
+    return shown
+
+
+def _properties(message: Message) -> dict[str, Any]:
+    return {k: v.hex() if isinstance(v, bytes) else v for k, v in message.properties.items()}

@@ -64,13 +64,14 @@ install_units() {
   done
 }
 
-# edgeq and gpio from the sysusers files; `admin` logs in with a key only ('*': no password
+# edgeq and gpio from the sysusers files; `admin` (in group edgeq: it reads admin.json, so
+# `edgeq top` runs without sudo) logs in with a key only ('*': no password
 # can ever match, unlike '!' which sshd may treat as a locked account).
 create_users() {
   in_chroot "$target" systemd-sysusers
   grep -q "^gpio:" "$target/etc/group" || in_chroot "$target" groupadd --system gpio
   in_chroot "$target" useradd --create-home --shell /bin/bash --user-group \
-    --groups sudo,adm,systemd-journal,gpio "$ADMIN"
+    --groups sudo,adm,systemd-journal,gpio,edgeq "$ADMIN"
   in_chroot "$target" usermod --password '*' "$ADMIN"
   in_chroot "$target" usermod --password '*' root
 }

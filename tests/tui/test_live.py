@@ -22,7 +22,10 @@ def cell(app: TopApp, queue: str, column: str) -> str:
     table = app.query_one(QueuesTable)
     if queue not in [q.name for q in table.rows_shown]:
         return ""
-    column_index = [str(c.key.value) for c in table.ordered_columns].index(column)
+    columns = [str(c.key.value) for c in table.ordered_columns]
+    if column not in columns:  # left out of a narrow terminal
+        return ""
+    column_index = columns.index(column)
     return str(table.get_row(queue)[column_index]).strip()
 
 

@@ -58,7 +58,8 @@ def test_queues(snap_compare: Any, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", sizes())
 def test_queue_details(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(fixed_app(), terminal_size=size, run_before=then_press("enter"))
+    """images/+ (the second row, under its dead-letter queue) with fill and all counters."""
+    assert snap_compare(fixed_app(), terminal_size=size, run_before=then_press("down", "enter"))
 
 
 @pytest.mark.parametrize("size", sizes())
@@ -84,3 +85,38 @@ def test_purge_confirmation(snap_compare: Any) -> None:
 def test_new_queue_form(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=(80, 24),
                         run_before=then_press("n", *"orders/+"))
+
+
+@pytest.mark.parametrize("size", sizes())
+def test_dead_letters(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Enter on the `$dlq/images/+` row (the first): its dead letters, reason and tries."""
+    assert snap_compare(fixed_app(), terminal_size=size, run_before=then_press("enter"))
+
+
+def test_peek_binary_dead_letter_as_hex(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=(80, 24),
+                        run_before=then_press("enter", "enter"))
+
+
+def test_peek_json_dead_letter(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=(80, 24),
+                        run_before=then_press("enter", "down", "enter"))
+
+
+def test_replay_confirmation(snap_compare: Any) -> None:
+    assert snap_compare(fixed_app(), terminal_size=(80, 24),
+                        run_before=then_press("enter", "R"))
+
+
+def test_filter_and_sort(snap_compare: Any) -> None:
+    """`/` typed "li", then sorted by depth: the filter field and the view's state shown."""
+    assert snap_compare(fixed_app(), terminal_size=(80, 24),
+                        run_before=then_press("slash", "l", "i", "enter", "s", "s"))
+
+
+def test_storage_trouble(snap_compare: Any) -> None:
+    """The disk full, producers paused and the last commit failed: the storage line in red."""
+    trouble = {"disk_full": True, "disk_free": 40 << 20, "producers_paused": 2,
+               "store_error": "database or disk is full"}
+    app = TopApp(FixedSource(storage=trouble), lag_alert=30.0, interval=0)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then_press())

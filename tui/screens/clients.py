@@ -10,7 +10,7 @@ from textual.widgets import Footer, Label
 from tui import fmt
 from tui.model import ClientRow, Snapshot
 from tui.widgets.compact import Col, CompactTable, Row
-from tui.widgets.status import Banner
+from tui.widgets.status import Banner, StorageLine
 
 
 class ClientsTable(CompactTable):
@@ -35,9 +35,10 @@ class ClientsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
+        yield StorageLine(id="storage")
         yield Label("Connected clients", id="clients-title", classes="section")
         yield ClientsTable(id="clients")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         if self.snapshot is not None:

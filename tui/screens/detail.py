@@ -16,10 +16,10 @@ from tui import fmt
 from tui.model import QueueDetail, QueueRow
 from tui.source import AdminError, DataSource
 from tui.widgets.compact import Col, CompactTable, Row
-from tui.widgets.status import Banner
+from tui.widgets.status import Banner, StorageLine
 
 COUNTERS = ("enqueued", "acked", "redelivered", "dropped", "rejected", "replaced",
-            "dead_lettered", "expired")
+            "dead_lettered", "expired", "nacked", "blocked", "key_errors", "oversize")
 SETTINGS = (("last_value_key", "key"), ("template", "template"), ("overflow", "when full"),
             ("max_messages", "max"), ("max_inflight", "window"), ("max_deliveries", "tries"))
 
@@ -36,14 +36,21 @@ def describe(q: QueueRow, settings: dict[str, object]) -> str:
     configured = " · ".join(
         _safe(label if settings[k] is True else f"{label} {_setting(k, settings[k])}")
         for k, label in SETTINGS if settings.get(k) not in (None, "", False))
-    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}) · in flight {q.inflight} · "
-           f"in {fmt.rate(q.in_rate)}/s · out {fmt.rate(q.out_rate)}/s")
+    now = (f"depth {fmt.count(q.depth)} ({fmt.size(q.bytes)}){_fill(q)} · in flight "
+           f"{q.inflight} · in {fmt.rate(q.in_rate)}/s · out {fmt.rate(q.out_rate)}/s")
     lag = (f"lag {fmt.count(q.lag_messages)} msgs behind · oldest unacked "
            f"{fmt.seconds(q.lag_seconds)} · oldest waiting {fmt.seconds(q.oldest_age)}")
     counters = [(n, getattr(q, n)) for n in COUNTERS]
     totals = "since start: " + " · ".join(
         f"{n.replace('_', '-')} {v}" for n, v in counters if v or n in ("enqueued", "acked"))
     return "\n".join(line for line in (what, configured, now, lag, totals) if line)
+
+
+def _fill(q: QueueRow) -> str:
+    """` = 57% full`: the fill of the tighter of the two limits."""
+    if q.fill is None:
+        return ""
+    return f" = {int(q.fill * 100)}% full"
 
 
 class ConsumersTable(CompactTable):
@@ -53,8 +60,9 @@ class ConsumersTable(CompactTable):
 
 
 class DeadLettersTable(CompactTable):
-    COLUMNS = (Col("topic", "topic", 24), Col("deliveries", "tries", 5, right=True),
-               Col("bytes", "size", 5, right=True), Col("client_id", "from", 12),
+    COLUMNS = (Col("topic", "topic", 24), Col("reason", "reason", 16, drop=1),
+               Col("deliveries", "tries", 5, right=True), Col("bytes", "size", 5, right=True),
+               Col("client_id", "from", 12, drop=2),
                Col("payload", "payload (start)", least=10, most=80))
 
 
@@ -65,28 +73,31 @@ def _setting(key: str, value: object) -> str:
 class QueueScreen(Screen[None]):
     """Refreshed by the app after each poll; Escape goes back to the queues."""
 
-    BINDINGS = [Binding("escape", "back", "back"), Binding("p", "purge", "purge"),
-                Binding("d", "delete", "delete"), Binding("r", "refresh", "refresh"),
+    BINDINGS = [Binding("escape", "back", "back"), Binding("m", "messages", "messages"),
+                Binding("x", "dead_letters", "dead letters"), Binding("p", "purge", "purge"),
+                Binding("d", "delete", "delete"), Binding("r", "refresh", "refresh", show=False),
                 Binding("question_mark", "app.help", "help"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, name: str, source: DataSource, purge: Callable[[str], None],
-                 delete: Callable[[str], None]) -> None:
+                 delete: Callable[[str], None], messages: Callable[[str], None]) -> None:
         super().__init__()
         self.queue_name = name
         self.source = source
         self._purge = purge
         self._delete = delete
+        self._messages = messages
         self._busy = False
         self.detail: QueueDetail | None = None
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
+        yield StorageLine(id="storage")
         yield Static(f"[b]{_safe(self.queue_name)}[/b] · loading…", id="queue-summary")
         yield Label("Consumers", id="consumers-title", classes="section", markup=False)
         yield ConsumersTable(id="consumers")
         yield Label("Dead-letter queue", id="dlq-title", classes="section", markup=False)
         yield DeadLettersTable(id="dead-letters")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.action_refresh()
@@ -96,6 +107,17 @@ class QueueScreen(Screen[None]):
 
     def action_purge(self) -> None:
         self._purge(self.queue_name)
+
+    def action_messages(self) -> None:
+        self._messages(self.queue_name)
+
+    def action_dead_letters(self) -> None:
+        """The dead-letter queue's messages (it exists once a message has died)."""
+        if self.detail is not None and self.detail.dead_letter_queue:
+            self._messages(self.detail.dead_letter_queue)
+        else:
+            self.notify("no dead letters yet (the dead-letter queue appears with the first)",
+                        markup=False)
 
     def action_delete(self) -> None:
         self._delete(self.queue_name)
@@ -143,11 +165,11 @@ class QueueScreen(Screen[None]):
     def _show_dead_letters(self, detail: QueueDetail) -> None:
         if detail.dead_letter_queue:
             title = (f"Dead-letter queue {fmt.printable(detail.dead_letter_queue)}: "
-                     f"{detail.dead_letter_depth} messages")
+                     f"{detail.dead_letter_depth} messages (x: all, peek, replay)")
         else:
             title = "Dead-letter queue: empty (created on the first dead letter)"
         self.query_one("#dlq-title", Label).update(title)
         self.query_one(DeadLettersTable).set_rows([
-            Row(str(i), (m.topic, str(m.deliveries), fmt.size(m.bytes), m.client_id,
+            Row(str(i), (m.topic, m.reason, str(m.tries), fmt.size(m.bytes), m.client_id,
                          m.payload))
             for i, m in enumerate(detail.dead_letters)])

@@ -8,7 +8,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from tui import fmt
-from tui.model import Snapshot
+from tui.model import Snapshot, Storage
 
 
 class StatusLine(Static):
@@ -27,6 +27,39 @@ class StatusLine(Static):
         if alerts:
             parts.append(f"[b]{alerts} lagging[/b]")
         self.update(" · ".join(parts))
+
+
+class StorageLine(Static):
+    """The store's health, always on screen: database and WAL size, free disk against the
+    reserve, memory against the budget, paused producers; red (`-alert`) when the disk or
+    memory is full, producers are paused or the store reports an error."""
+
+    def on_mount(self) -> None:
+        """A screen pushed between two refreshes shows the app's last figures at once."""
+        snapshot = getattr(self.app, "snapshot", None)
+        self.show(snapshot.storage if isinstance(snapshot, Snapshot) else None)
+
+    def show(self, storage: Storage | None) -> None:
+        if storage is None:
+            self.update("store: waiting for the first figures…")
+            return
+        s = storage
+        memory = (f"mem {fmt.size(s.memory_in_use)}/{fmt.size(s.memory_budget)} "
+                  f"{_percent(s.memory_in_use, s.memory_budget)}")
+        parts = [f"db {fmt.size(s.database_bytes)}+wal {fmt.size(s.wal_bytes)}",
+                 f"free {fmt.size(s.disk_free)} (reserve {fmt.size(s.min_free_bytes)})",
+                 memory, f"paused {s.producers_paused}"]
+        alarms = [text for on, text in ((s.disk_full, "DISK FULL"),
+                                        (s.memory_full, "MEMORY FULL")) if on]
+        if s.store_error:
+            alarms.append(f"store error: {escape(fmt.printable(s.store_error))}")
+        line = " · ".join(parts)
+        self.update(f"[b]{' · '.join(alarms)}[/b] · {line}" if alarms else line)
+        self.set_class(s.trouble, "-alert")
+
+
+def _percent(used: int, limit: int) -> str:
+    return f"{100 * used // limit}%" if limit else "-"
 
 
 class Banner(Static):
