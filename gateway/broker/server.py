@@ -29,6 +29,8 @@ from gateway.broker.retained import RetainedStore
 from gateway.broker.router import Router
 from gateway.broker.service import Service
 from gateway.broker.session import Outgoing, Session, SubEntry
+from gateway.broker.takeovers import WINDOW as TAKEOVER_WINDOW
+from gateway.broker.takeovers import Takeovers
 from gateway.broker.wills import WillScheduler
 from gateway.config import Config, queue_specs
 from gateway.messages import Message, PublishResult, received
@@ -74,6 +76,7 @@ class Broker:
         self.wills = WillScheduler()
         self.access = Access(config.auth, config.mqtt)
         self.stats = Stats()
+        self.takeovers = Takeovers()
         self.limits = Limits()
         self.started_at = time.monotonic()
         self.servers: list[asyncio.Server] = []
@@ -209,6 +212,12 @@ class Broker:
         if old is not None and old is not conn:
             log.info("session %s taken over by %s", client_id, conn.peer,
                      extra={"CLIENT_ID": client_id, "REASON": "session taken over"})
+            count = self.takeovers.taken_over(client_id, self.loop.time())
+            if count:
+                log.warning("client id %s taken over %d times in %d s (now from %s): two "
+                            "devices may be using the same id", client_id, count,
+                            int(TAKEOVER_WINDOW), conn.peer,
+                            extra={"CLIENT_ID": client_id, "REASON": "duplicate client id"})
             self._detach(old)
             old.disconnect(Reason.SESSION_TAKEN_OVER, "another client connected with this id")
         session = self.sessions.get(client_id)
@@ -430,6 +439,7 @@ class Broker:
         """Once a second: keepalive, CONNECT timeout, wills, session expiry, queues, $SYS."""
         self._tick_handle = self.loop.call_later(1.0, self._tick)
         loop_now = self.loop.time()
+        self.takeovers.forget_before(loop_now - TAKEOVER_WINDOW)
         now = self.clock()
         connect_timeout = self.config.mqtt.connect_timeout
         for conn in list(self.connections):

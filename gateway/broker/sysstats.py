@@ -42,6 +42,7 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "clients/total": len(broker.sessions),
         "clients/maximum": s.clients_maximum,
         "clients/expired": s.expired,
+        "clients/duplicate ids": broker.takeovers.duplicates,
         "messages/received": s.messages_received,
         "messages/sent": s.messages_sent,
         "messages/dropped": s.dropped,

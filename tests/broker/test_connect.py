@@ -138,3 +138,18 @@ def test_anonymous_access_can_be_refused(gateway_factory: GatewayFactory) -> Non
     with RawClient(gw.port, MQTT_5) as new:
         assert new.connect("anon").reason_code == 0x87
         assert new.read_until_closed() == []
+
+
+def test_a_client_id_taken_over_again_and_again_is_logged_as_a_duplicate(
+        gateway: GatewayProcess) -> None:
+    """Two boards with one device id knock each other off: the log says so (issue 19)."""
+    clients = []
+    for _ in range(4):
+        client = RawClient(gateway.port, MQTT_5)
+        assert client.connect("light-twin").reason_code == 0
+        clients.append(client)
+    for client in clients:
+        client.close()
+    log = gateway.log()
+    assert "client id light-twin taken over 3 times in 60 s" in log
+    assert log.count("two devices may be using the same id") == 1
