@@ -94,14 +94,6 @@ def handle_unsubscribe(conn: Connection, p: Unsubscribe) -> None:
 
 
 def unsubscribe_one(conn: Connection, session: Session, topic_filter: str) -> int:
-    broker = conn.broker
-    entry = session.subscriptions.pop(topic_filter, None)
-    if entry is None:
-        return Reason.NO_SUBSCRIPTION_EXISTED
-    if broker.engine.is_queue_filter(topic_filter):
-        broker.engine.unsubscribe(topic_filter, session)
+    if conn.broker.forget_subscription(session, topic_filter):
         return Reason.SUCCESS
-    shared = parse_shared(topic_filter)
-    broker.router.unsubscribe(shared.filter if shared else topic_filter, session.client_id,
-                              shared.group if shared else None)
-    return Reason.SUCCESS
+    return Reason.NO_SUBSCRIPTION_EXISTED

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -74,17 +73,6 @@ class Logins:
         self._known.add(key)
 
 
-_logins: weakref.WeakKeyDictionary[Broker, Logins] = weakref.WeakKeyDictionary()
-
-
-def logins(broker: Broker) -> Logins:
-    """`broker`'s throttle and executor, made on first use."""
-    found = _logins.get(broker)
-    if found is None:
-        found = _logins[broker] = Logins()
-    return found
-
-
 def check(conn: Connection, p: Connect, client_id: str,
           then: Callable[[int], None]) -> int | None:
     """The CONNECT's authentication: its reason code (0: accepted) when it is known at once,
@@ -97,7 +85,7 @@ def check(conn: Connection, p: Connect, client_id: str,
             _log_failure(address_of(conn.peer), p.username, client_id, reason, 0.0)
         return reason
     address, username = address_of(conn.peer), p.username or ""
-    state = logins(conn.broker)
+    state = conn.broker.logins
     key = state.key(username, p.password or b"")
     if state.known(key, access.generation):
         return 0
@@ -131,7 +119,7 @@ async def verify(broker: Broker, address: str, username: str, password: bytes,
                  what: str) -> bool:
     """True when `password` is `username`'s: throttled and hashed off the loop like a CONNECT
     (`what` stands for the client id in the log line, e.g. "admin API")."""
-    state = logins(broker)
+    state = broker.logins
     if state.known(state.key(username, password), broker.access.generation):
         return True
     if state.throttle.admit(address, username) is not Verdict.VERIFY:
@@ -185,5 +173,5 @@ def _log_failure(address: str, username: str | None, client_id: str, reason: int
 
 def counts(broker: Broker) -> dict[str, int]:
     """The login figures of `$SYS/broker/logins/...`."""
-    c = logins(broker).throttle.counts
+    c = broker.logins.throttle.counts
     return {"logins/failed": c.failed, "logins/throttled": c.throttled, "logins/busy": c.busy}

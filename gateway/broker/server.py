@@ -25,6 +25,7 @@ from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
 from gateway.broker.handle_connect import MAX_EXPIRY
 from gateway.broker.limits import Limits
+from gateway.broker.login import Logins
 from gateway.broker.retained import RetainedStore
 from gateway.broker.router import Router
 from gateway.broker.service import Service
@@ -75,6 +76,7 @@ class Broker:
         self.router = Router()
         self.wills = WillScheduler()
         self.access = Access(config.auth, config.mqtt)
+        self.logins = Logins()
         self.stats = Stats()
         self.takeovers = Takeovers()
         self.limits = Limits()
@@ -258,7 +260,7 @@ class Broker:
             log.warning("session %s resumed: subscription %s no longer allowed, removed",
                         session.client_id, topic_filter,
                         extra={"CLIENT_ID": session.client_id, "REASON": "not authorized"})
-            self._forget_subscription(session, topic_filter)
+            self.forget_subscription(session, topic_filter)
         if refused:
             self.session_changed(session, refused)
         for topic_filter, entry in session.subscriptions.items():
@@ -282,15 +284,18 @@ class Broker:
         return self.access.subscription_reason(username, client_id,
                                                shared.filter if shared else topic_filter)
 
-    def _forget_subscription(self, session: Session, topic_filter: str) -> None:
-        """Remove one subscription of `session` from the router or its queue."""
-        session.subscriptions.pop(topic_filter, None)
+    def forget_subscription(self, session: Session, topic_filter: str) -> bool:
+        """Remove one subscription of `session` from the router or its queue; False when it
+        had none on `topic_filter`."""
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
         if self.engine.is_queue_filter(topic_filter):
             self.engine.unsubscribe(topic_filter, session)
-            return
+            return True
         shared = parse_shared(topic_filter)
         self.router.unsubscribe(shared.filter if shared else topic_filter, session.client_id,
                                 shared.group if shared else None)
+        return True
 
     def session_changed(self, session: Session, filters: list[str]) -> None:
         """SUBSCRIBE or UNSUBSCRIBE of `filters`: store just those (one row each)."""
@@ -351,7 +356,7 @@ class Broker:
         if pending is not None:
             self.publish_will(pending.client_id, pending.will, pending.username)
         for topic_filter in list(session.subscriptions):
-            self._forget_subscription(session, topic_filter)
+            self.forget_subscription(session, topic_filter)
         self.engine.detach(session)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
