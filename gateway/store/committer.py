@@ -6,7 +6,9 @@ arrives while the writer thread commits the previous batch) go into one transact
 with `full` it runs on a writer thread so the fsync never stalls the loop.
 `on_commit(callback)` runs `callback` on the event loop once every write submitted before it is
 durable — this is where PUBACK/PUBREC to producers is sent. Reads that must see a consistent
-order with the writes (loading a queue window from disk) go through `read`.
+order with the writes (loading a queue window from disk) go through `read`. `before_commit`
+lets a store make one write per transaction out of many calls (a range delete of everything a
+session had acknowledged by then), placed after every write submitted before it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Committer:
         self._ops: list[tuple[str, Any, bool]] = []
         self._group: list[Params] = []  # the rows of the last op when `write_grouped` made it
         self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
+        self._prepares: list[Callable[[], None]] = []
         self._callbacks: list[Callable[[bool], None]] = []
         self._scheduled = False
         self._busy = False
@@ -120,6 +123,12 @@ class Committer:
         self._callbacks.append(callback)
         self._schedule()
 
+    def before_commit(self, prepare: Callable[[], None]) -> None:
+        """Run `prepare()` (which may write) once, just before the next transaction is put
+        together."""
+        self._prepares.append(prepare)
+        self._schedule()
+
     def read(self, query: Callable[[sqlite3.Connection], T], done: Callable[[T], None]) -> None:
         """Run `query` on the writer thread after the writes before it; `done(result)` on loop."""
         self._reads.append((query, done))
@@ -131,6 +140,8 @@ class Committer:
             self._loop.call_soon(self._kick)
 
     def _kick(self) -> None:
+        if not self._busy and not self._closed:
+            self._prepare()
         self._scheduled = False
         if self._busy or self._closed or not (self._ops or self._callbacks or self._reads):
             return
@@ -187,8 +198,13 @@ class Committer:
                 callback(done)
         for cb in callbacks:
             cb(error is None)
-        if self._ops or self._callbacks or self._reads:
+        if self._ops or self._callbacks or self._reads or self._prepares:
             self._schedule()
+
+    def _prepare(self) -> None:
+        prepares, self._prepares = self._prepares, []
+        for prepare in prepares:
+            prepare()
 
     def _failure(self, error: BaseException) -> None:
         """Log a failing store once per outage and at most once a minute: on a nearly full
@@ -219,6 +235,7 @@ class Committer:
         while self._busy:
             self._executor.submit(lambda: None).result()
             self._busy = False
+        self._prepare()
         ops, self._ops = self._ops, []
         reads, self._reads = self._reads, []
         callbacks, self._callbacks = self._callbacks, []
