@@ -261,12 +261,18 @@ class Backlog:
         if gen != self.gen:
             return
         self.refilling = False
+        cursor, ram, count, size = self.cursor, self.ram, 0, 0
         for row_id, message, qos, retain, sub_ids in rows:
-            if row_id <= self.cursor:
-                continue
-            self.disk_count -= 1
-            self.disk_bytes -= message.size
-            self._keep(Outgoing(message, qos, retain, sub_ids, row_id), message.size)
+            if row_id > cursor:
+                ram.append(Outgoing(message, qos, retain, sub_ids, row_id))
+                count += 1
+                size += message.size
+                cursor = row_id
+        self.cursor = cursor
+        self.disk_count -= count
+        self.disk_bytes -= size
+        self.ram_bytes += size
+        self.ctx.memory += size + MESSAGE_OVERHEAD * count
         if complete:
             self._exhausted(self.spills - spills)
         if self.disk_count <= 0:

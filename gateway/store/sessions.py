@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.messages import Message
+from gateway.messages import Message, message_size, restored
 from gateway.mqtt.packets import Subscription
 from gateway.mqtt.properties import Properties
 from gateway.store.committer import Committer
@@ -208,10 +208,12 @@ class SessionStore:
 
 def _stored(row: Row) -> Stored:
     row_id, topic, payload, qos, retain, blob, created, expires_at, origin, size = row
-    props: Properties = unpack_props(blob)
-    sub_ids = props.pop("subscription_identifier", None)
-    message = Message(topic, bytes(payload), qos, bool(retain), props, origin or "",
-                      created or 0.0, expires_at, size if size > 0 else -1)
+    props: Properties = unpack_props(blob) if blob else {}
+    sub_ids = props.pop("subscription_identifier", None) if blob else None
+    if size <= 0:  # a row of schema 5 or older
+        size = message_size(topic, payload, props)
+    message = restored(topic, payload, qos, bool(retain), props, origin or "", created or 0.0,
+                       expires_at, size)
     return row_id, message, qos, bool(retain), tuple(sub_ids or ())
 
 
