@@ -99,8 +99,10 @@ class Backlog:
         self.spills = 0  # rows ever counted on disk (to tell what a read could have seen)
         self.started = 0.0
         self.overflowing = False
-        self.flight: deque[int] = deque()  # row ids sent and not yet done, in order
-        self.early: set[int] = set()  # row ids in `flight` done out of order
+        # Row ids sent and not yet done, in order, and those of them done out of order; made
+        # when needed (an empty deque takes 760 bytes, and most sessions wait offline).
+        self.flight: deque[int] | None = None
+        self.early: set[int] | None = None
         self.sent_max = 0  # the highest row id sent
         self.done_mark = 0  # every row up to here is done; `undeleted` of them still exist
         self.undeleted = 0
@@ -206,6 +208,8 @@ class Backlog:
         store_id = out.store_id
         if store_id:
             self.cursor = max(self.cursor, store_id)
+            if self.flight is None:
+                self.flight = deque()
             self.flight.append(store_id)
             self.sent_max = max(self.sent_max, store_id)
 
@@ -221,16 +225,18 @@ class Backlog:
         if not flight or flight[0] != store_id:
             store.remove_message(store_id)
             if flight and flight[0] < store_id <= flight[-1]:  # acknowledged out of order
-                self.early.add(store_id)
-                if len(self.early) > EARLY_LIMIT:  # the oldest is not acknowledged for long
-                    early = self.early
+                early = self.early
+                if early is None:
+                    early = self.early = set()
+                early.add(store_id)
+                if len(early) > EARLY_LIMIT:  # the oldest is not acknowledged for long
                     self.flight = deque(row_id for row_id in flight if row_id not in early)
-                    early.clear()
+                    self.early = None
             return
         flight.popleft()
-        early = self.early
-        while early and flight and flight[0] in early:
-            early.discard(flight.popleft())
+        later = self.early
+        while later and flight and flight[0] in later:
+            later.discard(flight.popleft())
         if out.released:  # the range delete leaves released rows
             store.remove_message(store_id)
         self.done_mark = flight[0] - 1 if flight else self.sent_max
@@ -304,6 +310,8 @@ class Backlog:
         self.refilling = False
         if not self.ram:
             self.ram = deque()  # one block, not the ones a drained burst left behind
+        if not self.flight:
+            self.flight = self.early = None
         if not stored:
             return
         kept = deque(out for out in self.ram if not out.store_id)
@@ -322,8 +330,7 @@ class Backlog:
             self.overflowing = False
             self.ctx.overflowing -= 1
         self.ram.clear()
-        self.flight = deque()
-        self.early = set()
+        self.flight = self.early = None
         self.ram_bytes = self.disk_count = self.disk_bytes = self.sent_max = 0
         self.done_mark = self.undeleted = 0
         self.gen += 1

@@ -132,3 +132,33 @@ def test_drop_oldest_at_the_cap_while_offline_deletes_the_oldest_rows() -> None:
                                         store_id=i))
     assert sorted(store.rows) == [4, 5, 6, 7, 8]
     assert len(session.backlog) == 5 and session.backlog.ctx.dropped == 3
+
+
+def test_a_message_never_acknowledged_keeps_the_range_but_not_the_memory() -> None:
+    """The oldest message stays unacknowledged while thousands after it are: those go one by
+    one, what is kept to move the range later stays bounded, and when the oldest is
+    acknowledged at last one range delete takes what is left."""
+    store = Rows()
+    session = Session.new("c", BacklogContext(store, lambda: 0.0, max_messages=0, max_bytes=0),
+                          expiry=60)
+    link = Link(10, [])
+    session.resume(link)
+    stuck: tuple[int, Outgoing] | None = None
+    for row_id in range(1, 6001):
+        store.rows[row_id] = b"%d" % row_id
+        session.deliver(Outgoing(received("t", b"x", 1, False, {}, "p", 0.0), 1,
+                                 store_id=row_id))
+        packet_id, out = link.sent.pop()
+        if stuck is None:
+            stuck = (packet_id, out)
+            continue
+        assert session.acknowledge(packet_id) is out
+        store.done.add(row_id)
+        session.backlog.done("c", out)
+    assert sorted(store.rows) == [1]
+    assert len(session.backlog.early or ()) <= 4096 and len(session.backlog.flight or ()) <= 4097
+    packet_id, out = stuck
+    assert session.acknowledge(packet_id) is out
+    store.done.add(out.store_id)
+    session.backlog.done("c", out)
+    assert not store.rows and not session.backlog.flight
