@@ -6,9 +6,12 @@ arrives while the writer thread commits the previous batch) go into one transact
 with `full` it runs on a writer thread so the fsync never stalls the loop.
 `on_commit(callback)` runs `callback` on the event loop once every write submitted before it is
 durable — this is where PUBACK/PUBREC to producers is sent. Reads that must see a consistent
-order with the writes (loading a queue window from disk) go through `read`. `before_commit`
-lets a store make one write per transaction out of many calls (a range delete of everything a
-session had acknowledged by then), placed after every write submitted before it.
+order with the writes (loading a queue window from disk) go through `read`.
+
+A store that buffers its own rows (the queue store: an insert that is acknowledged before it
+reaches a transaction need never be written) registers a flush with `defer`: it is called just
+before the next transaction is taken, so its rows are in that transaction, and callbacks given
+to `on_commit` meanwhile wait for it.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ class Committer:
         self._ops: list[tuple[str, Any, bool]] = []
         self._group: list[Params] = []  # the rows of the last op when `write_grouped` made it
         self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
-        self._prepares: list[Callable[[], None]] = []
         self._callbacks: list[Callable[[bool], None]] = []
+        self._deferred: list[Callable[[], None]] = []  # buffered writers' flushes, see `defer`
         self._scheduled = False
         self._busy = False
         self._closed = False
@@ -88,11 +91,11 @@ class Committer:
     @property
     def busy(self) -> bool:
         """A transaction is being committed or writes wait for the next one."""
-        return self._busy or bool(self._ops) or self._scheduled
+        return self._busy or bool(self._ops) or bool(self._deferred) or self._scheduled
 
     @property
     def pending(self) -> int:
-        return len(self._ops)
+        return len(self._ops) + len(self._deferred)
 
     def write(self, sql: str, params: Params = ()) -> None:
         self._ops.append((sql, params, False))
@@ -114,19 +117,25 @@ class Committer:
         self._ops.append((sql, list(rows), True))
         self._schedule()
 
+    def defer(self, flush: Callable[[], None]) -> None:
+        """Call `flush` (which submits buffered writes) just before the next transaction is
+        taken; until then `on_commit` callbacks wait for it. Once per transaction."""
+        if flush not in self._deferred:
+            self._deferred.append(flush)
+            self._schedule()
+
+    def _run_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for flush in deferred:
+            flush()
+
     def on_commit(self, callback: Callable[[bool], None]) -> None:
         """Run `callback(ok)` once everything written so far is committed (`ok` False if the
         transaction failed, e.g. disk full), or at once when nothing is pending."""
-        if not self._ops and not self._busy:
+        if not self._ops and not self._deferred and not self._busy:
             callback(self.failed is None)
             return
         self._callbacks.append(callback)
-        self._schedule()
-
-    def before_commit(self, prepare: Callable[[], None]) -> None:
-        """Run `prepare()` (which may write) once, just before the next transaction is put
-        together."""
-        self._prepares.append(prepare)
         self._schedule()
 
     def read(self, query: Callable[[sqlite3.Connection], T], done: Callable[[T], None]) -> None:
@@ -140,10 +149,11 @@ class Committer:
             self._loop.call_soon(self._kick)
 
     def _kick(self) -> None:
-        if not self._busy and not self._closed:
-            self._prepare()
         self._scheduled = False
-        if self._busy or self._closed or not (self._ops or self._callbacks or self._reads):
+        if self._busy or self._closed:
+            return
+        self._run_deferred()
+        if not (self._ops or self._callbacks or self._reads):
             return
         ops, self._ops = self._ops, []
         callbacks, self._callbacks = self._callbacks, []
@@ -198,13 +208,8 @@ class Committer:
                 callback(done)
         for cb in callbacks:
             cb(error is None)
-        if self._ops or self._callbacks or self._reads or self._prepares:
+        if self._ops or self._deferred or self._callbacks or self._reads:
             self._schedule()
-
-    def _prepare(self) -> None:
-        prepares, self._prepares = self._prepares, []
-        for prepare in prepares:
-            prepare()
 
     def _failure(self, error: BaseException) -> None:
         """Log a failing store once per outage and at most once a minute: on a nearly full
@@ -235,7 +240,7 @@ class Committer:
         while self._busy:
             self._executor.submit(lambda: None).result()
             self._busy = False
-        self._prepare()
+        self._run_deferred()
         ops, self._ops = self._ops, []
         reads, self._reads = self._reads, []
         callbacks, self._callbacks = self._callbacks, []

@@ -154,7 +154,7 @@ class SessionStore:
         one statement per session in the next transaction (after the writes before it)."""
         marks = self._marks
         if not marks:
-            self._c.before_commit(self._delete_through)
+            self._c.defer(self._delete_through)
         if marks.get(client_id, 0) < row_id:
             marks[client_id] = row_id
 
