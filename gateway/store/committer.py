@@ -7,6 +7,11 @@ with `full` it runs on a writer thread so the fsync never stalls the loop.
 `on_commit(callback)` runs `callback` on the event loop once every write submitted before it is
 durable — this is where PUBACK/PUBREC to producers is sent. Reads that must see a consistent
 order with the writes (loading a queue window from disk) go through `read`.
+
+A store that buffers its own rows (the queue store: an insert that is acknowledged before it
+reaches a transaction need never be written) registers a flush with `defer`: it is called just
+before the next transaction is taken, so its rows are in that transaction, and callbacks given
+to `on_commit` meanwhile wait for it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Committer:
         self._group: list[Params] = []  # the rows of the last op when `write_grouped` made it
         self._reads: list[tuple[Callable[[sqlite3.Connection], Any], Callable[[Any], None]]] = []
         self._callbacks: list[Callable[[bool], None]] = []
+        self._deferred: list[Callable[[], None]] = []  # buffered writers' flushes, see `defer`
         self._scheduled = False
         self._busy = False
         self._closed = False
@@ -85,11 +91,11 @@ class Committer:
     @property
     def busy(self) -> bool:
         """A transaction is being committed or writes wait for the next one."""
-        return self._busy or bool(self._ops) or self._scheduled
+        return self._busy or bool(self._ops) or bool(self._deferred) or self._scheduled
 
     @property
     def pending(self) -> int:
-        return len(self._ops)
+        return len(self._ops) + len(self._deferred)
 
     def write(self, sql: str, params: Params = ()) -> None:
         self._ops.append((sql, params, False))
@@ -111,10 +117,22 @@ class Committer:
         self._ops.append((sql, list(rows), True))
         self._schedule()
 
+    def defer(self, flush: Callable[[], None]) -> None:
+        """Call `flush` (which submits buffered writes) just before the next transaction is
+        taken; until then `on_commit` callbacks wait for it. Once per transaction."""
+        if flush not in self._deferred:
+            self._deferred.append(flush)
+            self._schedule()
+
+    def _run_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for flush in deferred:
+            flush()
+
     def on_commit(self, callback: Callable[[bool], None]) -> None:
         """Run `callback(ok)` once everything written so far is committed (`ok` False if the
         transaction failed, e.g. disk full), or at once when nothing is pending."""
-        if not self._ops and not self._busy:
+        if not self._ops and not self._deferred and not self._busy:
             callback(self.failed is None)
             return
         self._callbacks.append(callback)
@@ -132,7 +150,10 @@ class Committer:
 
     def _kick(self) -> None:
         self._scheduled = False
-        if self._busy or self._closed or not (self._ops or self._callbacks or self._reads):
+        if self._busy or self._closed:
+            return
+        self._run_deferred()
+        if not (self._ops or self._callbacks or self._reads):
             return
         ops, self._ops = self._ops, []
         callbacks, self._callbacks = self._callbacks, []
@@ -187,7 +208,7 @@ class Committer:
                 callback(done)
         for cb in callbacks:
             cb(error is None)
-        if self._ops or self._callbacks or self._reads:
+        if self._ops or self._deferred or self._callbacks or self._reads:
             self._schedule()
 
     def _failure(self, error: BaseException) -> None:
@@ -219,6 +240,7 @@ class Committer:
         while self._busy:
             self._executor.submit(lambda: None).result()
             self._busy = False
+        self._run_deferred()
         ops, self._ops = self._ops, []
         reads, self._reads = self._reads, []
         callbacks, self._callbacks = self._callbacks, []
