@@ -74,8 +74,8 @@ class Connection(asyncio.Protocol):
         self.receive_maximum = 65535
         self.max_packet_out = 268_435_460
         self.alias_max_out = 0
-        self.aliases_in: dict[int, str] = {}
-        self.aliases_out: dict[str, int] = {}
+        self.aliases_in: dict[int, str] | None = None  # made when the client sets one
+        self.aliases_out: dict[str, int] | None = None  # made when one is sent
         self.inbound_unacked = 0
         self.acks_waiting = 0
         self.problem_info = True
@@ -286,12 +286,15 @@ class Connection(asyncio.Protocol):
             props["subscription_identifier"] = list(out.sub_ids)
         topic = msg.topic
         if self.alias_max_out:
-            alias = self.aliases_out.get(topic)
+            aliases = self.aliases_out
+            if aliases is None:
+                aliases = self.aliases_out = {}
+            alias = aliases.get(topic)
             if alias is not None:
                 props["topic_alias"] = alias
                 topic = ""
-            elif len(self.aliases_out) < self.alias_max_out:
-                alias = self.aliases_out[topic] = len(self.aliases_out) + 1
+            elif len(aliases) < self.alias_max_out:
+                alias = aliases[topic] = len(aliases) + 1
                 props["topic_alias"] = alias
         return encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
                                       packet_id, props), MQTT_5)
