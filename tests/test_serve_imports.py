@@ -1,6 +1,7 @@
 """A running `edgeq serve` imports only what it uses (issue 17, idle RSS): no TUI, demo or
 device tooling, no admin HTTP client, no bridge MQTT client without a bridge, no WebSocket
-library without a `ws` listener, no sqlite_utils (and the click/pluggy/dateutil it pulls)."""
+library without a `ws` listener, no argon2 without a password file, no sqlite_utils (and the
+click/pluggy/dateutil it pulls)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ FORBIDDEN = (
     "tui", "textual", "gateway.demo", "gateway.device",
     "gateway.checkconfig", "gateway.admin.client", "urllib.request", "http.client", "email",
     "gateway.bridge.bridge", "gateway.bridge.client", "paho", "gateway.broker.websocket",
-    "wsproto", "sqlite_utils", "click", "pluggy", "dateutil", "esptool", "serial",
+    "wsproto", "sqlite_utils", "click", "pluggy", "dateutil", "esptool", "serial", "argon2",
 )
 
 
