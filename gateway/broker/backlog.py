@@ -29,6 +29,7 @@ log = logging.getLogger("gateway.broker")
 READ_AHEAD = 256  # messages read into RAM ahead of the in-flight window
 READ_AHEAD_BYTES = 1024 * 1024  # and at most this many bytes (a few rows can be large)
 STUCK_SECONDS = 10.0  # a read unanswered this long (its transaction failed) is retried
+_NO_RAM: tuple[Outgoing, ...] = ()  # the RAM part of a backlog that never held a message
 
 
 @dataclass(slots=True)
@@ -85,7 +86,7 @@ class Backlog:
 
     def __init__(self, ctx: BacklogContext) -> None:
         self.ctx = ctx
-        self.ram: deque[Outgoing] = deque()
+        self.ram: deque[Outgoing] | tuple[Outgoing, ...] = _NO_RAM  # a deque once used
         self.ram_bytes = 0
         self.disk_count = 0
         self.disk_bytes = 0
@@ -122,16 +123,20 @@ class Backlog:
         return True
 
     def _keep(self, out: Outgoing, size: int) -> None:
-        self.ram.append(out)
+        ram = self.ram
+        if not isinstance(ram, deque):
+            ram = self.ram = deque()
+        ram.append(out)
         self.ram_bytes += size
         self.ctx.memory += size + MESSAGE_OVERHEAD
         self.cursor = max(self.cursor, out.store_id)
 
     def pop(self) -> Outgoing | None:
         """The oldest message in RAM, to send (None when RAM is empty)."""
-        if not self.ram:
+        ram = self.ram
+        if not ram or not isinstance(ram, deque):
             return None
-        out = self.ram.popleft()
+        out = ram.popleft()
         size = out.message.size
         self.ram_bytes -= size
         self.ctx.memory -= size + MESSAGE_OVERHEAD
@@ -248,7 +253,7 @@ class Backlog:
         self.gen += 1
         self.refilling = False
         if not self.ram:
-            self.ram = deque()  # one block, not the ones a drained burst left behind
+            self.ram = _NO_RAM  # no block at all, not the ones a drained burst left behind
         if not stored:
             return
         kept = deque(out for out in self.ram if not out.store_id)
@@ -266,7 +271,7 @@ class Backlog:
         if self.overflowing:
             self.overflowing = False
             self.ctx.overflowing -= 1
-        self.ram.clear()
+        self.ram = _NO_RAM
         self.ram_bytes = self.disk_count = self.disk_bytes = 0
         self.gen += 1
         self.refilling = False
