@@ -2,9 +2,9 @@
 
 Mosquitto gets a generated config (anonymous, unlimited connections and queued messages, TCP
 no-delay like asyncio's); edgeq gets a generated `--config` (its defaults, an unlimited session
-queue like Mosquitto's, `storage.synchronous = "normal"` because Mosquitto does not fsync per
-message either and the published figures were measured so, the scenario's queue declarations)
-and an admin port of its own. Each
+queue like Mosquitto's, the scenario's `storage.synchronous`: "normal" unless it asks for
+edgeq's default "full", because Mosquitto does not fsync per message either; the scenario's queue
+declarations) and an admin port of its own. Each
 scenario starts a fresh broker with a fresh directory so that peak RSS (VmHWM) is per scenario.
 """
 
@@ -64,6 +64,7 @@ class BrokerSetup:
 
     queues: list[QueueDecl] = field(default_factory=list)
     persistence: bool = False  # mosquitto: save the in-memory store on exit, load it on start
+    synchronous: str = "normal"  # edgeq: "full" fsyncs every commit (before the PUBACK)
 
 
 def mosquitto_config(port: int, workdir: Path, persistence: bool) -> str:
@@ -91,13 +92,13 @@ def mosquitto_config(port: int, workdir: Path, persistence: bool) -> str:
 EDGEQ_MAX_QUEUED = 0
 
 
-def edgeq_config(queues: list[QueueDecl]) -> str:
-    """edgeq's defaults, except the session backlog caps, no fsync per commit, and the
-    scenario's queues."""
+def edgeq_config(setup: BrokerSetup) -> str:
+    """edgeq's defaults, except the session backlog caps, the scenario's fsync policy and
+    queues."""
     mqtt = (f"[mqtt]\nmax_queued_messages = {EDGEQ_MAX_QUEUED}\n"
             f"max_queued_bytes = {EDGEQ_MAX_QUEUED}\n")
-    storage = '[storage]\nsynchronous = "normal"\n'
-    return "\n".join([mqtt, storage, *(q.toml() for q in queues)])
+    storage = f'[storage]\nsynchronous = "{setup.synchronous}"\n'
+    return "\n".join([mqtt, storage, *(q.toml() for q in setup.queues)])
 
 
 @dataclass
@@ -129,7 +130,7 @@ class Broker:
             binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
             return [binary, "-c", str(conf)]
         conf = self.workdir / "edgeq.toml"
-        conf.write_text(edgeq_config(self.setup.queues))
+        conf.write_text(edgeq_config(self.setup))
         return [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{self.port}",
                 "--data-dir", str(self.workdir / "data"), "--config", str(conf),
                 "--admin", f"127.0.0.1:{self.admin_port}"]

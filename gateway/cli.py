@@ -20,7 +20,7 @@ import msgspec
 
 from gateway import __version__
 from gateway import config as config_mod
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.endpoint import AdminError
 from gateway.config import ConfigError, QueueSpec
 from gateway.logtext import escape
 
@@ -150,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _top(args: argparse.Namespace) -> int:
+    from gateway.admin.client import AdminClient
     from tui.app import run_top
 
     if args.mqtt_port is not None:
@@ -198,6 +199,8 @@ def _check_config(path: str | None) -> int:
 
 
 def _queue(args: argparse.Namespace) -> int:
+    from gateway.admin.client import AdminClient
+
     client = AdminClient.discover(args.url, args.token, args.data_dir)
     if args.action == "list":
         _print_table([q for q in client.queues() if args.kind in (None, q["kind"])])

@@ -41,7 +41,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.client import AdminClient
+from gateway.admin.endpoint import AdminError
 
 LVQ_KEY = "user_property:command_type|json:command_type"
 DEMO_QUEUES: tuple[dict[str, Any], ...] = (

@@ -15,13 +15,11 @@ import logging
 import signal
 
 from gateway import config as config_mod
-from gateway.admin import api as admin_api
 from gateway.appliance.gpio import LedState, NullPanel, Panel, led_state, open_panel
 from gateway.appliance.systemd import Notifier, format_status
 from gateway.auth import AclError, PasswordFileError
 from gateway.bridge.manager import Bridges
 from gateway.broker.server import Broker
-from gateway.checkconfig import check
 from gateway.config import Config, ConfigError
 from gateway.messages import Message
 from gateway.store.db import StoreError
@@ -59,6 +57,8 @@ class Gateway:
             self.panel.show(LedState.STORAGE_ERROR)
             raise
         if self.config.admin.enabled:  # before MQTT: a bound MQTT port means admin.json is current
+            from gateway.admin import api as admin_api
+
             self._servers.append(await admin_api.start(self.broker, self.reload,
                                                         self.bridges.snapshot))
         await self.broker.listen()
@@ -118,6 +118,8 @@ class Gateway:
             self.notifier.ready(self.status_line())
 
     def _read_config(self) -> Config:
+        from gateway.checkconfig import check  # the TLS, password and ACL checks, on reload only
+
         config, problems = check(self.config_path)
         if config is None or problems:
             raise ConfigError("; ".join(problems))

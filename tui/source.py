@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.client import AdminClient
+from gateway.admin.endpoint import AdminError
 from tui.model import DeadLetter, QueueDetail, Snapshot
 
 __all__ = ["AdminError", "AdminSource", "DataSource"]

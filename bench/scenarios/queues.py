@@ -24,7 +24,8 @@ WORKER_RECEIVE_MAXIMUM = 100
 
 
 def run_queue(ctx: Context, kind: str) -> list[Outcome]:
-    """QoS 1 in, committed, QoS 1 out to three least_inflight consumers acknowledging.
+    """QoS 1 in, committed with an fsync (`synchronous = "full"`, edgeq's default) before each
+    PUBACK, QoS 1 out to three least_inflight consumers acknowledging.
 
     Mosquitto has no queues: its closest equivalent is three persistent sessions
     (clean start off, session expiry 1 h) sharing `$share/jobs/jobs/+`, which is what runs there.
@@ -33,7 +34,8 @@ def run_queue(ctx: Context, kind: str) -> list[Outcome]:
     topics = tuple(f"jobs/{i}" for i in range(8))
     pub = PublisherSpec("queue-pub", 0, topics, 1, count)
     if kind == EDGEQ:
-        setup = BrokerSetup(queues=[QueueDecl("jobs/+", dispatch="least_inflight")])
+        setup = BrokerSetup(queues=[QueueDecl("jobs/+", dispatch="least_inflight")],
+                            synchronous="full")
         topic_filter, clean = "$q/jobs/+", True
     else:
         setup, topic_filter, clean = BrokerSetup(), "$share/jobs/jobs/+", False
@@ -80,8 +82,9 @@ def run_lvq(ctx: Context, kind: str) -> list[Outcome]:
 SCENARIOS = [
     Scenario("queue", "durable queue, QoS 1 in → 3 workers", run_queue,
              note="queue: edgeq consumes `$q/jobs/+` (least_inflight, MQTT 5, Receive Maximum "
-                  f"{WORKER_RECEIVE_MAXIMUM}); Mosquitto has no queues, its column is the closest "
-                  "equivalent: 3 persistent sessions sharing `$share/jobs/jobs/+`."),
+                  f"{WORKER_RECEIVE_MAXIMUM}) with `storage.synchronous = \"full\"`: every "
+                  "message is fsynced before its PUBACK; Mosquitto has no queues, its column is "
+                  "the closest equivalent: 3 persistent sessions sharing `$share/jobs/jobs/+`."),
     Scenario("lvq", "last-value queue, 1,000 keys", run_lvq, brokers=(EDGEQ,),
              note="lvq: msg/s and CPU/msg are the producer side (with replacement); the consumer "
                   "must then get exactly the newest message of each of the 1,000 keys."),

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 
 from gateway.admin import http
-from gateway.admin.client import CONNECTION_FILE, PREFIX
+from gateway.admin.endpoint import CONNECTION_FILE, PREFIX
 from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats

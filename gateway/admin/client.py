@@ -16,17 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-PREFIX = "/api/v1"
-CONNECTION_FILE = "admin.json"
-
-
-class AdminError(Exception):
-    """The gateway could not be reached or refused the request; the message says which.
-    `status` is the HTTP status of a refusal (401: wrong credentials), None when unreachable."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+from gateway.admin.endpoint import CONNECTION_FILE, PREFIX, AdminError
 
 
 class AdminClient:

@@ -19,11 +19,11 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
-HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 NEW_FILE_MODE = 0o640
 SERVICE_GROUP = "edgeq"
 
@@ -46,9 +46,18 @@ def username_error(username: str) -> str | None:
     return None
 
 
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2 (cffi and its library) is loaded by the first password check or hash, so that a
+    gateway without a password file never loads it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
 def hash_password(password: str | bytes) -> str:
     """A fresh salted argon2id hash of `password` (str is UTF-8 encoded)."""
-    return HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def parse_password_file(text: str, source: str = "<passwords>") -> dict[str, str]:
@@ -93,15 +102,17 @@ def verify_password(entries: Mapping[str, str], username: str, password: str | b
 
 
 def _verifies(hashed: str, password: str | bytes) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return HASHER.verify(hashed, password)
+        return _hasher().verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
 @functools.cache
 def _dummy_hash() -> str:
-    return HASHER.hash("edgeq: no such user")
+    return _hasher().hash("edgeq: no such user")
 
 
 def format_password_file(entries: Mapping[str, str]) -> str:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.bridge.bridge import Bridge
 from gateway.bridge.host import Host
 from gateway.bridge.status import STATE_FIELDS, outbox_figures, sys_entries
 from gateway.config import Config
 from gateway.messages import Message
+
+if TYPE_CHECKING:
+    from gateway.bridge.bridge import Bridge
 
 log = logging.getLogger("gateway.bridge")
 
@@ -33,6 +35,10 @@ class Bridges:
     def start(self, config: Config) -> None:
         """Start every bridge of `config` not running yet."""
         self._started = True
+        if not config.bridges:
+            return
+        from gateway.bridge.bridge import Bridge  # the MQTT client only where a bridge runs
+
         for spec in config.bridges:
             if spec.name not in self.running:
                 bridge = Bridge(spec, self._broker, self._changed)

@@ -130,7 +130,7 @@ class Reader:
         self._client_id = client_id
         self._generation = -1
         self._open = True
-        self._cache: dict[str, bool] = {}
+        self._cache: dict[str, bool] | None = None  # made when an ACL is enforced
 
     def allows(self, topic: str) -> bool:
         if self._generation != self._access.generation:
@@ -138,6 +138,8 @@ class Reader:
         if self._open:
             return True
         cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
         decision = cache.get(topic)
         if decision is None:
             if len(cache) >= _READER_CACHE:
@@ -149,4 +151,4 @@ class Reader:
     def _restart(self) -> None:
         self._generation = self._access.generation
         self._open = not self._access.acl.enforced
-        self._cache.clear()
+        self._cache = None

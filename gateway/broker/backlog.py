@@ -31,6 +31,7 @@ READ_AHEAD_BYTES = 1024 * 1024  # and at most this many bytes (a few rows can be
 DELETE_BATCH = 256  # rows acknowledged in order before their range delete is written
 EARLY_LIMIT = 4096  # rows acknowledged out of order kept to move `done_mark` past them
 STUCK_SECONDS = 10.0  # a read unanswered this long (its transaction failed) is retried
+_NO_RAM: tuple[Outgoing, ...] = ()  # the RAM part of a backlog that never held a message
 
 
 @dataclass(slots=True)
@@ -89,7 +90,7 @@ class Backlog:
 
     def __init__(self, ctx: BacklogContext) -> None:
         self.ctx = ctx
-        self.ram: deque[Outgoing] = deque()
+        self.ram: deque[Outgoing] | tuple[Outgoing, ...] = _NO_RAM  # a deque once used
         self.ram_bytes = 0
         self.disk_count = 0
         self.disk_bytes = 0
@@ -133,16 +134,20 @@ class Backlog:
         return True
 
     def _keep(self, out: Outgoing, size: int) -> None:
-        self.ram.append(out)
+        ram = self.ram
+        if not isinstance(ram, deque):
+            ram = self.ram = deque()
+        ram.append(out)
         self.ram_bytes += size
         self.ctx.memory += size + MESSAGE_OVERHEAD
         self.cursor = max(self.cursor, out.store_id)
 
     def pop(self) -> Outgoing | None:
         """The oldest message in RAM, to send (None when RAM is empty)."""
-        if not self.ram:
+        ram = self.ram
+        if not ram or not isinstance(ram, deque):
             return None
-        out = self.ram.popleft()
+        out = ram.popleft()
         size = out.message.size
         self.ram_bytes -= size
         self.ctx.memory -= size + MESSAGE_OVERHEAD
@@ -268,6 +273,8 @@ class Backlog:
             return
         self.refilling = False
         cursor, ram, count, size = self.cursor, self.ram, 0, 0
+        if not isinstance(ram, deque):
+            ram = self.ram = deque()
         for row_id, message, qos, retain, sub_ids in rows:
             if row_id > cursor:
                 ram.append(Outgoing(message, qos, retain, sub_ids, row_id))
@@ -309,7 +316,7 @@ class Backlog:
         self.gen += 1
         self.refilling = False
         if not self.ram:
-            self.ram = deque()  # one block, not the ones a drained burst left behind
+            self.ram = _NO_RAM  # no block at all, not the ones a drained burst left behind
         if not self.flight:
             self.flight = self.early = None
         if not stored:
@@ -329,7 +336,7 @@ class Backlog:
         if self.overflowing:
             self.overflowing = False
             self.ctx.overflowing -= 1
-        self.ram.clear()
+        self.ram = _NO_RAM
         self.flight = self.early = None
         self.ram_bytes = self.disk_count = self.disk_bytes = self.sent_max = 0
         self.done_mark = self.undeleted = 0

@@ -44,7 +44,18 @@ _FORWARDED = frozenset(("payload_format_indicator", "content_type", "response_to
 
 
 class Connection(asyncio.Protocol):
-    """The live link of a session; implements `session.Link` for outbound messages."""
+    """The live link of a session; implements `session.Link` for outbound messages.
+
+    Slotted, with no packet deque while nothing is pending: an idle connection is a few
+    hundred bytes here, not kilobytes (docs/sizing.md)."""
+
+    __slots__ = ("_flush_scheduled", "_out", "_out_bytes", "_paused_writing", "_pending",
+                 "_reading_paused", "_starved", "_write_high", "_write_limit", "acks_waiting",
+                 "alias_max_out", "aliases_in", "aliases_out", "blocked", "broker",
+                 "clean_disconnect", "client_id", "closing", "connected_at", "decoder",
+                 "inbound_unacked", "keepalive", "last_seen", "listener", "max_packet_out",
+                 "peer", "problem_info", "reader", "receive_maximum", "session", "transport",
+                 "username", "version", "will_now")
 
     def __init__(self, broker: Broker, listener: str) -> None:
         self.broker = broker
@@ -63,8 +74,8 @@ class Connection(asyncio.Protocol):
         self.receive_maximum = 65535
         self.max_packet_out = 268_435_460
         self.alias_max_out = 0
-        self.aliases_in: dict[int, str] = {}
-        self.aliases_out: dict[str, int] = {}
+        self.aliases_in: dict[int, str] | None = None  # made when the client sets one
+        self.aliases_out: dict[str, int] | None = None  # made when one is sent
         self.inbound_unacked = 0
         self.acks_waiting = 0
         self.problem_info = True
@@ -73,7 +84,7 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.blocked = False
         self._reading_paused = False
-        self._pending: deque[Packet] = deque()
+        self._pending: deque[Packet] | None = None  # packets decoded and not yet handled
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
@@ -112,12 +123,17 @@ class Connection(asyncio.Protocol):
         if self.blocked:
             self._hold(packets)
             return
-        self._pending.extend(packets)
+        if self._pending is None:
+            self._pending = deque(packets)
+        else:
+            self._pending.extend(packets)
         self.process()
 
     def _hold(self, packets: list[Packet]) -> None:
         """While blocked, keep answering PINGREQ (the client must not think us dead) and hold
         everything else; stop reading the socket only when too much is held."""
+        if self._pending is None:
+            self._pending = deque()
         for packet in packets:
             if type(packet) is PingReq and self.session is not None:
                 self.send(b"\xd0\x00")
@@ -143,11 +159,15 @@ class Connection(asyncio.Protocol):
             held = list(pending)
             pending.clear()
             self._hold(held)
-        if not pending and self.decoder.error is not None:
-            self.protocol_failure(self.decoder.error)
+        if not self._pending:  # a handler may have pushed a packet back (push_front)
+            self._pending = None
+            if self.decoder.error is not None:
+                self.protocol_failure(self.decoder.error)
 
     def push_front(self, packet: Packet) -> None:
         """Put a packet back to be handled first once unblocked (queue `block` overflow)."""
+        if self._pending is None:
+            self._pending = deque()
         self._pending.appendleft(packet)
 
     def block(self) -> None:
@@ -266,12 +286,15 @@ class Connection(asyncio.Protocol):
             props["subscription_identifier"] = list(out.sub_ids)
         topic = msg.topic
         if self.alias_max_out:
-            alias = self.aliases_out.get(topic)
+            aliases = self.aliases_out
+            if aliases is None:
+                aliases = self.aliases_out = {}
+            alias = aliases.get(topic)
             if alias is not None:
                 props["topic_alias"] = alias
                 topic = ""
-            elif len(self.aliases_out) < self.alias_max_out:
-                alias = self.aliases_out[topic] = len(self.aliases_out) + 1
+            elif len(aliases) < self.alias_max_out:
+                alias = aliases[topic] = len(aliases) + 1
                 props["topic_alias"] = alias
         return encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
                                       packet_id, props), MQTT_5)

@@ -80,9 +80,11 @@ def _resolve_topic(conn: Connection, p: Publish) -> str:
         if alias == 0 or alias > conn.broker.config.mqtt.topic_alias_maximum:
             raise MQTTError(Reason.TOPIC_ALIAS_INVALID, f"topic alias {alias} is out of range")
         if topic:
+            if conn.aliases_in is None:
+                conn.aliases_in = {}
             conn.aliases_in[alias] = topic
         else:
-            known = conn.aliases_in.get(alias)
+            known = conn.aliases_in.get(alias) if conn.aliases_in else None
             if known is None:
                 raise protocol_error(f"topic alias {alias} was never set")
             topic = known
@@ -123,7 +125,7 @@ def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
     else:
         assert conn.session is not None
         if reason < 0x80:
-            conn.session.incoming_qos2.add(p.packet_id)
+            conn.session.hold_qos2((p.packet_id,))
         else:
             conn.inbound_unacked -= 1
         conn.send_packet(PubRec(p.packet_id, reason, props))
@@ -132,8 +134,7 @@ def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
 def handle_pubrel(conn: Connection, p: PubRel) -> None:
     session = conn.session
     assert session is not None
-    if p.packet_id in session.incoming_qos2:
-        session.incoming_qos2.discard(p.packet_id)
+    if session.release_qos2(p.packet_id):
         if session.persistent:
             conn.broker.session_store.release_qos2(session.client_id, p.packet_id)
         conn.inbound_unacked = max(0, conn.inbound_unacked - 1)

@@ -8,7 +8,6 @@ import ssl
 from typing import TYPE_CHECKING
 
 from gateway.broker.connection import Connection
-from gateway.broker.websocket import WebSocketProtocol
 from gateway.config import ConfigError, Listener
 
 if TYPE_CHECKING:
@@ -36,6 +35,8 @@ async def serve(broker: Broker, listener: Listener) -> asyncio.Server:
     context = tls_context(listener) if listener.kind in ("tls", "wss") else None
     name = f"{listener.kind}://{listener.address}"
     if listener.kind in ("ws", "wss"):
+        from gateway.broker.websocket import WebSocketProtocol  # wsproto only where it serves
+
         def factory() -> asyncio.Protocol:
             return WebSocketProtocol(Connection(broker, name), listener.path)
     else:

@@ -180,7 +180,7 @@ class Broker:
                 entry = SubEntry(session, sub, ident)
                 session.subscriptions[sub.filter] = entry
                 self._route_entry(sub.filter, entry)
-            session.incoming_qos2.update(stored.incoming)
+            session.hold_qos2(stored.incoming)
             for row_id, message, qos, packet_id in stored.released:
                 session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
                                                        released=True)

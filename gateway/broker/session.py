@@ -9,7 +9,7 @@ cap) and dropped when not. The session never touches a socket: it hands packets 
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from gateway.mqtt.packets import Subscription, Will
 from gateway.queues.model import Delivery
 
 __all__ = ["Link", "Outgoing", "Session", "SubEntry"]
-_EMPTY_SET = sys.getsizeof(set())
+_NO_IDS: frozenset[int] = frozenset()  # what a session that holds no QoS 2 id shares
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ class Session:
     subscriptions: dict[str, SubEntry] = field(default_factory=dict)
     link: Link | None = None
     inflight: dict[int, Outgoing] = field(default_factory=dict)
-    incoming_qos2: set[int] = field(default_factory=set)
+    incoming_qos2: set[int] | frozenset[int] = _NO_IDS  # a set once one is held
     will: Will | None = None
     username: str | None = None
     claimed: bool = True  # False: stored before owners were kept; the next user claims it
@@ -68,6 +68,21 @@ class Session:
     @property
     def connected(self) -> bool:
         return self.link is not None
+
+    def hold_qos2(self, packet_ids: Iterable[int]) -> None:
+        """Remember QoS 2 packet ids received and not yet released (PUBREL)."""
+        held = self.incoming_qos2
+        if not isinstance(held, set):
+            held = self.incoming_qos2 = set()
+        held.update(packet_ids)
+
+    def release_qos2(self, packet_id: int) -> bool:
+        """Forget a held QoS 2 packet id; False when it was not held."""
+        held = self.incoming_qos2
+        if packet_id not in held or not isinstance(held, set):
+            return False
+        held.discard(packet_id)
+        return True
 
     def window(self) -> int:
         """Free QoS 1/2 in-flight slots (Receive Maximum flow control)."""
@@ -172,5 +187,5 @@ class Session:
         self.backlog.offline()
         if not self.inflight:
             self.inflight = {}
-        if not self.incoming_qos2 and sys.getsizeof(self.incoming_qos2) > _EMPTY_SET:
-            self.incoming_qos2 = set()
+        if not self.incoming_qos2:
+            self.incoming_qos2 = _NO_IDS

@@ -11,12 +11,18 @@ member whenever the queue has one.
 - sticky: the same key (the last-value key if the queue has one, else the topic) goes to the
   same member while it stays subscribed, so per-key order holds across a worker pool. A
   message its member rejected moves the key to another member, if there is one.
+
+A strategy is a class registered under its config name with `@register`; `make_strategy` builds
+one by name. One that keeps per-key order sets `per_key`, so that a queue's dispatch skips past a
+key whose member is full instead of stopping there. The names must match the `dispatch` choices
+of `QueueSpec` in gateway/config.py (tests/queues/test_dispatch.py checks it).
 """
 
 from __future__ import annotations
 
 import random
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from gateway.queues.model import Entry, Member
 
@@ -25,12 +31,23 @@ STICKY_MAX_KEYS = 65_536
 
 class Strategy(Protocol):
     name: str
+    per_key: bool
 
     def pick(self, members: list[Member], max_inflight: int, entry: Entry) -> Member | None:
         ...
 
     def forget(self, member: Member) -> None:
         ...
+
+
+S = TypeVar("S", bound=Strategy)
+STRATEGIES: dict[str, Callable[[], Strategy]] = {}
+
+
+def register(cls: type[S]) -> type[S]:
+    """Class decorator: `dispatch = "<cls.name>"` selects this strategy."""
+    STRATEGIES[cls.name] = cls
+    return cls
 
 
 def _excluded(members: list[Member], entry: Entry) -> Member | None:
@@ -44,8 +61,10 @@ def _excluded(members: list[Member], entry: Entry) -> Member | None:
     return None
 
 
+@register
 class RoundRobin:
     name = "round_robin"
+    per_key = False
 
     def __init__(self) -> None:
         self._next = 0
@@ -65,8 +84,10 @@ class RoundRobin:
         self._next = 0
 
 
+@register
 class LeastInflight:
     name = "least_inflight"
+    per_key = False
 
     def __init__(self) -> None:
         self._start = 0
@@ -92,8 +113,10 @@ class LeastInflight:
         self._start = 0
 
 
+@register
 class Random:
     name = "random"
+    per_key = False
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
@@ -108,10 +131,12 @@ class Random:
         pass
 
 
+@register
 class Sticky:
     """Keys are bound to members on first sight (least in flight wins) and kept there."""
 
     name = "sticky"
+    per_key = True
 
     def __init__(self) -> None:
         self._owner: dict[str, Member] = {}
@@ -146,13 +171,8 @@ def sticky_key(entry: Entry) -> str:
     return entry.message.topic if entry.message is not None else ""
 
 
-def make_strategy(name: str, rng: random.Random | None = None) -> Strategy:
-    if name == "round_robin":
-        return RoundRobin()
-    if name == "least_inflight":
-        return LeastInflight()
-    if name == "random":
-        return Random(rng)
-    if name == "sticky":
-        return Sticky()
-    raise ValueError(f"unknown dispatch strategy {name!r}")
+def make_strategy(name: str) -> Strategy:
+    factory = STRATEGIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown dispatch strategy {name!r}")
+    return factory()

@@ -17,12 +17,11 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.config import QueueSpec, StorageSettings
 from gateway.messages import Message
 from gateway.queuenames import dead_letter_name, is_queue_filter
-from gateway.queues import redelivery
 from gateway.queues.deadletter import SOURCE, mark, mark_dead, unmark
 from gateway.queues.limits import CreationLimits
 from gateway.queues.model import (
@@ -43,7 +42,7 @@ from gateway.queues.model import (
 from gateway.queues.queue import ADMIT, BLOCK, DROP_NEW, REJECT, Queue
 from gateway.queues.registry import Registry
 from gateway.queues.stats import details, preview, snapshot, update_rates
-from gateway.queues.window import Context
+from gateway.queues.window import Context, Owner
 from gateway.store.rows import pack_props
 
 if TYPE_CHECKING:
@@ -205,9 +204,9 @@ class QueueEngine:
         member = self._holder(consumer, token)
         if member is not None:
             if reason == PACKET_TOO_LARGE:
-                redelivery.too_large(member.queue, member, token)
+                member.queue.too_large(member, token)
             else:
-                redelivery.reject(member.queue, member, token)
+                member.queue.reject(member, token)
             self._run_wakes()
 
     def consumer_ready(self, consumer: Consumer) -> None:
@@ -245,8 +244,8 @@ class QueueEngine:
                      len(idle), self.limits.instance_expiry)
         for q in list(self._reg.queues.values()):
             q.expire(now)
-            redelivery.release_due(q, now)
-            redelivery.time_out(q, now)
+            q.release_due(now)
+            q.time_out(now)
             q.disk.unstick(now)
             q.wake_if_room()
             q.dispatch()
@@ -383,9 +382,11 @@ class QueueEngine:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
+    def _dead_letter(self, owner: Owner, entry: Entry, reason: str) -> None:
         """Move a message to the dead-letter queue, in one transaction, marked with why and
         where from and after how many deliveries (`x-death-*` user properties)."""
+        # Every owner is a Queue: window.py names it by a protocol so as not to import queue.py.
+        queue = cast(Queue, owner)
         assert entry.message is not None
         message = mark_dead(entry.message, reason, queue.name, entry.deliveries)
         dlq = self._reg.dead_letter_queue(queue)

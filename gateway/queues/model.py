@@ -9,12 +9,9 @@ does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from gateway.messages import MESSAGE_OVERHEAD, Message
-
-if TYPE_CHECKING:
-    from gateway.queues.queue import Queue
 
 Kind = Literal["standard", "last_value", "template", "instance", "dead_letter"]
 QUOTA_EXCEEDED = 0x97
@@ -156,12 +153,24 @@ class Entry:
         self.too_big: set[Member] | None = None  # over these consumers' Maximum Packet Size
 
 
+class MemberQueue(Protocol):
+    """What a member's consumer events need of its queue (`gateway.queues.queue.Queue`)."""
+
+    members: list[Member]
+
+    def ack(self, member: Member, token: int) -> bool: ...
+    def reject(self, member: Member, token: int) -> None: ...
+    def too_large(self, member: Member, token: int) -> None: ...
+    def detach(self, member: Member) -> None: ...
+    def dispatch(self) -> None: ...
+
+
 @dataclass(slots=True, eq=False)
 class Member:
     """One consumer's subscription to one queue, with its unacknowledged messages."""
 
     consumer: Consumer
-    queue: Queue
+    queue: MemberQueue
     qos: int
     inflight: dict[int, Entry] = field(default_factory=dict)
     acked: int = 0

@@ -14,6 +14,7 @@ them, and a window refill answers later through a callback.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from gateway.config import QueueSpec
 from gateway.lastvalue import KeyFunc, KeyUnreadable, compile_key
 from gateway.messages import Message
-from gateway.queues.dispatch import Sticky, make_strategy, sticky_key
+from gateway.queues.dispatch import make_strategy, sticky_key
 from gateway.queues.model import (
     ENTRY_OVERHEAD,
     NEVER,
@@ -32,7 +33,6 @@ from gateway.queues.model import (
     Kind,
     Member,
 )
-from gateway.queues.redelivery import give_back
 from gateway.queues.window import Context, DiskSegment
 from gateway.store.queues import StoredRow
 
@@ -228,8 +228,8 @@ class Queue:
     def dispatch(self) -> None:
         """Hand ready messages to members with room, in queue order; refill if running low."""
         if self.members and self.ready:
-            if isinstance(self.strategy, Sticky):
-                self._dispatch_sticky(self.ctx.clock())
+            if self.strategy.per_key:
+                self._dispatch_per_key(self.ctx.clock())
             else:
                 self._dispatch_in_order(self.ctx.clock())
         self.disk.refill_if_low()
@@ -248,7 +248,7 @@ class Queue:
             ready.popleft()
             self._send(member, entry, now)
 
-    def _dispatch_sticky(self, now: float) -> None:
+    def _dispatch_per_key(self, now: float) -> None:
         """Like in-order, but a key whose member is full does not hold up other keys."""
         ready, pick = self.ready, self.strategy.pick
         max_inflight = self.spec.max_inflight
@@ -363,7 +363,127 @@ class Queue:
         entries = list(member.inflight.values())
         member.inflight.clear()
         if entries:
-            give_back(self, entries)
+            self.give_back(entries)
+
+    # -- returned messages: rejected, too large, timed out, disconnected -------------------
+    # What happens to a message that comes back unacknowledged: rejected by its consumer, too
+    # large for it, timed out, or returned by a disconnect or UNSUBSCRIBE.
+    #
+    # It goes back to the head of its queue (oldest first) and is redelivered with DUP set,
+    # unless: it has had `max_deliveries` deliveries (then it is dead-lettered with reason
+    # `max_deliveries`); a newer value of its last-value key arrived meanwhile (then it is
+    # dropped as replaced); or a consumer rejected it and the queue has a `redelivery_delay`
+    # (then it waits that long, doubled for each earlier delivery up to `redelivery_delay_max`,
+    # before it returns, so that one poison message does not hold up the messages behind it).
+    # The time a message spends in flight does not count against its ttl.
+
+    def reject(self, member: Member, token: int) -> None:
+        """A consumer rejected a delivery (5.0 reason >= 0x80): prefer another consumer."""
+        entry = member.inflight.pop(token, None)
+        if entry is None:
+            return
+        self.c.nacked += 1
+        limit = self.spec.max_deliveries
+        delay = self.retry_delay(entry)
+        if not delay or (limit and entry.deliveries >= limit):
+            self.give_back([entry], avoid=member)
+            return
+        now = self.ctx.clock()
+        self.returned(entry, now)
+        entry.avoid = member
+        heapq.heappush(self.delayed, (now + delay, entry.id, entry))
+        self.c.redelivered += 1
+        self.dispatch()
+
+
+    def retry_delay(self, entry: Entry) -> float:
+        """`redelivery_delay` doubled for each delivery before the last one, capped."""
+        base = self.spec.redelivery_delay
+        if not base:
+            return 0.0
+        return float(min(base * 2 ** min(max(entry.deliveries - 1, 0), 30),
+                         max(self.spec.redelivery_delay_max, base)))
+
+
+    def release_due(self, now: float) -> None:
+        """Rejected messages whose delay is over return to the head of the queue, oldest first."""
+        due: list[Entry] = []
+        while self.delayed and self.delayed[0][0] <= now:
+            due.append(heapq.heappop(self.delayed)[2])
+        for entry in sorted(due, key=lambda e: e.id, reverse=True):
+            self.back_to_head(entry)
+
+
+    def back_to_head(self, entry: Entry) -> None:
+        key = entry.lv_key
+        if key is not None:
+            if key in self.lv:  # a newer value arrived while this one was out
+                self.count_out(entry)
+                self.ctx.store.delete(entry.id)
+                self.c.replaced += 1
+                return
+            self.lv[key] = entry
+        self.ready.appendleft(entry)
+
+
+    def too_large(self, member: Member, token: int) -> None:
+        """The message exceeds `member`'s Maximum Packet Size and was not sent: not a delivery.
+        It goes to another consumer that may take it, else to the dead-letter queue (a
+        dead-letter queue keeps it for a consumer that can take it)."""
+        entry = member.inflight.pop(token, None)
+        if entry is None:
+            return
+        entry.deliveries -= 1
+        self.ctx.store.set_deliveries(entry.id, entry.deliveries)
+        self.c.oversize += 1
+        log.info("queue %s: message %d (%d bytes) exceeds the Maximum Packet Size of %s",
+                 self.name, entry.id, entry.size, member.consumer.client_id)
+        entry.too_big = (entry.too_big or set()) | {member}
+        if self.kind == "dead_letter" or any(m.active and m.can_take(entry) for m in self.members):
+            self.give_back([entry])
+            return
+        self.landed(entry)
+        self.count_out(entry)
+        self.c.dead_lettered += 1
+        self.ctx.dead_letter(self, entry, "packet_too_large")
+        self.wake_if_room()
+        self.dispatch()
+
+
+    def give_back(self, entries: list[Entry], avoid: Member | None = None) -> None:
+        """In-flight messages return to the head of the queue, oldest first, for redelivery;
+        past max_deliveries to the dead-letter queue; superseded last values are dropped."""
+        limit = self.spec.max_deliveries
+        now = self.ctx.clock()
+        ordered = sorted(entries, key=lambda e: e.id)
+        for entry in ordered:  # dead letters keep their queue order
+            if limit and entry.deliveries >= limit:
+                self.landed(entry)
+                self.count_out(entry)
+                self.c.dead_lettered += 1
+                self.ctx.dead_letter(self, entry, "max_deliveries")
+        for entry in reversed(ordered):  # the rest go back to the head, oldest first
+            if limit and entry.deliveries >= limit:
+                continue
+            self.returned(entry, now)
+            entry.avoid = avoid
+            self.back_to_head(entry)
+            self.c.redelivered += 1
+        self.wake_if_room()
+        self.dispatch()
+
+
+    def time_out(self, now: float) -> None:
+        """Messages unacknowledged for ack_timeout seconds go back for redelivery."""
+        timeout = self.spec.ack_timeout
+        if not timeout or not self.inflight:
+            return
+        for member in list(self.members):
+            late = [e for e in member.inflight.values() if now - e.sent_at >= timeout]
+            for entry in late:
+                del member.inflight[entry.id]
+            if late:
+                self.give_back(late, avoid=member)
 
     # -- room for blocked producers --------------------------------------------------------
 

@@ -18,16 +18,30 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.queues.model import Entry
 
 if TYPE_CHECKING:
-    from gateway.queues.queue import Queue
     from gateway.store.queues import QueueStore, StoredRow
 
 log = logging.getLogger(__name__)
 STUCK_SECONDS = 10.0
+
+
+class Owner(Protocol):
+    """What a disk segment needs of its queue (`gateway.queues.queue.Queue`)."""
+
+    name: str
+    ctx: Context
+    ready: deque[Entry]
+    lv: dict[str, Entry]
+    depth: int
+    bytes: int
+
+    def loaded(self, row: StoredRow, now: float) -> None: ...
+    def wake_if_room(self) -> None: ...
+    def dispatch(self) -> None: ...
 
 
 class Context:
@@ -37,7 +51,7 @@ class Context:
                  "window")
 
     def __init__(self, store: QueueStore, clock: Callable[[], float], window: int, budget: int,
-                 dead_letter: Callable[[Queue, Entry, str], None]) -> None:
+                 dead_letter: Callable[[Owner, Entry, str], None]) -> None:
         self.store = store
         self.clock = clock
         self.window = window
@@ -58,7 +72,7 @@ class DiskSegment:
     __slots__ = ("bytes", "count", "cursor", "gen", "gone", "q", "refilling", "skips",
                  "spills", "started")
 
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Owner) -> None:
         self.q = queue
         self.count = 0
         self.bytes = 0

@@ -13,8 +13,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import sqlite_utils
-
 SCHEMA_VERSION = 8
 DB_NAME = "edgeq.db"
 log = logging.getLogger(__name__)
@@ -24,55 +22,63 @@ class StoreError(Exception):
     """The store cannot be opened or used; the message says which file and why."""
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db.table("queues").create({"name": str, "spec": str, "created": float, "origin": str},
-                        pk="name", if_not_exists=True)
-    db.table("queue_messages").create(
-        {"id": int, "queue": str, "topic": str, "payload": bytes, "qos": int, "props": bytes,
-         "lv_key": str, "deliveries": int, "created": float, "expires_at": float,
-         "client_id": str, "size": int},
-        pk="id", if_not_exists=True)
-    db.table("queue_messages").create_index(["queue", "id"], if_not_exists=True)
-    db.table("queue_messages").create_index(["queue", "lv_key"], if_not_exists=True)
-    db.table("sessions").create({"client_id": str, "expiry": int, "disconnected_at": float,
-                           "subscriptions": str}, pk="client_id", if_not_exists=True)
-    db.table("session_messages").create(
-        {"id": int, "client_id": str, "topic": str, "payload": bytes, "qos": int,
-         "retain": int, "props": bytes, "created": float, "expires_at": float,
-         "origin": str},
-        pk="id", if_not_exists=True)
-    db.table("session_messages").create_index(["client_id", "id"], if_not_exists=True)
-    db.table("retained").create({"topic": str, "payload": bytes, "qos": int, "props": bytes,
-                           "created": float, "expires_at": float, "client_id": str},
-                          pk="topic", if_not_exists=True)
+_V1 = (
+    """CREATE TABLE IF NOT EXISTS "queues" (
+       "name" TEXT PRIMARY KEY, "spec" TEXT, "created" REAL, "origin" TEXT)""",
+    """CREATE TABLE IF NOT EXISTS "queue_messages" (
+       "id" INTEGER PRIMARY KEY, "queue" TEXT, "topic" TEXT, "payload" BLOB,
+       "qos" INTEGER, "props" BLOB, "lv_key" TEXT, "deliveries" INTEGER, "created" REAL,
+       "expires_at" REAL, "client_id" TEXT, "size" INTEGER)""",
+    """CREATE INDEX IF NOT EXISTS "idx_queue_messages_queue_id"
+       ON "queue_messages" ("queue", "id")""",
+    """CREATE INDEX IF NOT EXISTS "idx_queue_messages_queue_lv_key"
+       ON "queue_messages" ("queue", "lv_key")""",
+    """CREATE TABLE IF NOT EXISTS "sessions" (
+       "client_id" TEXT PRIMARY KEY, "expiry" INTEGER, "disconnected_at" REAL,
+       "subscriptions" TEXT)""",
+    """CREATE TABLE IF NOT EXISTS "session_messages" (
+       "id" INTEGER PRIMARY KEY, "client_id" TEXT, "topic" TEXT, "payload" BLOB,
+       "qos" INTEGER, "retain" INTEGER, "props" BLOB, "created" REAL, "expires_at" REAL,
+       "origin" TEXT)""",
+    """CREATE INDEX IF NOT EXISTS "idx_session_messages_client_id_id"
+       ON "session_messages" ("client_id", "id")""",
+    """CREATE TABLE IF NOT EXISTS "retained" (
+       "topic" TEXT PRIMARY KEY, "payload" BLOB, "qos" INTEGER, "props" BLOB,
+       "created" REAL, "expires_at" REAL, "client_id" TEXT)""",
+)
 
 
-def _v2(db: sqlite_utils.Database) -> None:
+def _v1(db: sqlite3.Connection) -> None:
+    for statement in _V1:
+        db.execute(statement)
+
+
+def _v2(db: sqlite3.Connection) -> None:
     """Queue depth and bytes at start-up come from one covering index, not 1M table reads."""
     db.execute("DROP INDEX IF EXISTS idx_queue_messages_queue_id")
-    db.table("queue_messages").create_index(["queue", "id", "size"], if_not_exists=True)
+    db.execute('CREATE INDEX IF NOT EXISTS "idx_queue_messages_queue_id_size" '
+               'ON "queue_messages" ("queue", "id", "size")')
 
 
-def _v3(db: sqlite_utils.Database) -> None:
+def _v3(db: sqlite3.Connection) -> None:
     """A QoS 2 message released (PUBREC received) keeps its packet id, so that after a restart
     the broker resends PUBREL, never the PUBLISH: exactly-once across restarts."""
-    table = db.table("session_messages")
-    table.add_column("packet_id", int)
-    table.add_column("released", int, not_null_default=0)
+    db.execute('ALTER TABLE "session_messages" ADD COLUMN "packet_id" INTEGER')
+    db.execute('ALTER TABLE "session_messages" ADD COLUMN "released" INTEGER NOT NULL DEFAULT 0')
 
 
-def _v4(db: sqlite_utils.Database) -> None:
+def _v4(db: sqlite3.Connection) -> None:
     """Queued messages keep their retain flag (a bridge forwards it after a restart too)."""
-    db.table("queue_messages").add_column("retain", int, not_null_default=0)
+    db.execute('ALTER TABLE "queue_messages" ADD COLUMN "retain" INTEGER NOT NULL DEFAULT 0')
 
 
-def _v5(db: sqlite_utils.Database) -> None:
+def _v5(db: sqlite3.Connection) -> None:
     """One row per subscription of a persistent session: a SUBSCRIBE writes its own filters,
     not the session's whole list again (N subscriptions made one at a time cost O(N²) bytes)."""
-    db.table("session_subscriptions").create(
-        {"client_id": str, "filter": str, "qos": int, "no_local": int,
-         "retain_as_published": int, "retain_handling": int, "identifier": int},
-        pk=("client_id", "filter"), if_not_exists=True)
+    db.execute('CREATE TABLE IF NOT EXISTS "session_subscriptions" ('
+               '"client_id" TEXT, "filter" TEXT, "qos" INTEGER, "no_local" INTEGER, '
+               '"retain_as_published" INTEGER, "retain_handling" INTEGER, '
+               '"identifier" INTEGER, PRIMARY KEY ("client_id", "filter"))')
     db.execute("INSERT OR REPLACE INTO session_subscriptions SELECT s.client_id, "
                "json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
                "json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'), "
@@ -81,32 +87,32 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE sessions SET subscriptions = '[]'")
 
 
-def _v6(db: sqlite_utils.Database) -> None:
+def _v6(db: sqlite3.Connection) -> None:
     """A session's owed messages stay on disk: each row keeps its size, and one covering index
     gives every session's count and bytes at start-up without reading a payload."""
-    db.table("session_messages").add_column("size", int, not_null_default=0)
+    db.execute('ALTER TABLE "session_messages" ADD COLUMN "size" INTEGER NOT NULL DEFAULT 0')
     db.execute("UPDATE session_messages SET size = length(CAST(topic AS BLOB)) + "
                "length(payload) + coalesce(length(props), 0)")
     db.execute("DROP INDEX IF EXISTS idx_session_messages_client_id_id")
-    db.table("session_messages").create_index(["client_id", "released", "id", "size"],
-                                              if_not_exists=True)
+    db.execute('CREATE INDEX IF NOT EXISTS "idx_session_messages_client_id_released_id_size" '
+               'ON "session_messages" ("client_id", "released", "id", "size")')
 
 
-def _v7(db: sqlite_utils.Database) -> None:
+def _v7(db: sqlite3.Connection) -> None:
     """A session belongs to the user who created it: `owner` is `u:<name>` or `a` (anonymous);
     NULL for sessions stored before owners were kept (the next user to resume one claims it)."""
-    db.table("sessions").add_column("owner", str)
+    db.execute('ALTER TABLE "sessions" ADD COLUMN "owner" TEXT')
 
 
-def _v8(db: sqlite_utils.Database) -> None:
+def _v8(db: sqlite3.Connection) -> None:
     """QoS 2 packet ids received from a persistent session's client and not yet released
     (method B): written in the commit that stores the message, so a PUBLISH resent after a
     crash is recognised and not stored twice."""
-    db.table("session_incoming").create({"client_id": str, "packet_id": int},
-                                        pk=("client_id", "packet_id"), if_not_exists=True)
+    db.execute('CREATE TABLE IF NOT EXISTS "session_incoming" ("client_id" TEXT, '
+               '"packet_id" INTEGER, PRIMARY KEY ("client_id", "packet_id"))')
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
 
 
@@ -161,10 +167,9 @@ def migrate(conn: sqlite3.Connection, path: Path, check: bool = True) -> None:
             raise StoreError(f"{path}: the store has schema version {version}, newer than this "
                              f"edgeq understands ({SCHEMA_VERSION}); upgrade edgeq or restore a "
                              "backup")
-        db = sqlite_utils.Database(conn)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             conn.execute("BEGIN IMMEDIATE")
-            MIGRATIONS[target](db)
+            MIGRATIONS[target](conn)
             conn.execute(f"PRAGMA user_version={target}")
             conn.execute("COMMIT")
         if 0 < version < SCHEMA_VERSION:

@@ -24,10 +24,14 @@ from gateway.store.rows import unpack_props
 
 COLUMNS = ("id, topic, payload, qos, props, lv_key, deliveries, created, expires_at, client_id,"
            " size, retain")
-INSERT = ("INSERT INTO queue_messages (id, queue, topic, payload, qos, props, lv_key, deliveries,"
-          " created, expires_at, client_id, size, retain)"
-          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-DELETE = "DELETE FROM queue_messages WHERE id = ?"
+INSERT_INTO = ("INSERT INTO queue_messages (id, queue, topic, payload, qos, props, lv_key,"
+               " deliveries, created, expires_at, client_id, size, retain) VALUES ")
+ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Rows go in by the largest of these at a time, each one statement: the writer thread runs
+# (and gives up the GIL for) one SQLite step per statement, not one per row.
+INSERT_CHUNKS = (64, 16, 4, 1)
+INSERTS = {n: INSERT_INTO + ", ".join([ROW] * n) for n in INSERT_CHUNKS}
+DELETE_IDS = "DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?))"
 SET_DELIVERIES = "UPDATE queue_messages SET deliveries = ? WHERE id = ?"
 WINDOW = f"SELECT {COLUMNS} FROM queue_messages WHERE queue = ? AND id > ? ORDER BY id LIMIT ?"
 DELETE_AFTER = "DELETE FROM queue_messages WHERE queue = ? AND id > ?"
@@ -35,6 +39,26 @@ DELETE_QUEUE = "DELETE FROM queue_messages WHERE queue = ?"
 SAVE_QUEUE = ("INSERT INTO queues (name, spec, created, origin) VALUES (?, ?, ?, ?) "
               "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, origin = excluded.origin")
 DROP_QUEUE = "DELETE FROM queues WHERE name = ?"
+DELIVERIES = 7  # the place of `deliveries` in an INSERT row
+
+
+def insert_statements(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
+    """`rows` as few multi-row INSERTs (sizes from INSERT_CHUNKS), in order."""
+    statements = []
+    at = 0
+    for n in INSERT_CHUNKS:
+        while len(rows) - at >= n:
+            flat: list[Any] = []
+            for row in rows[at:at + n]:
+                flat += row
+            statements.append((INSERTS[n], flat))
+            at += n
+    return statements
+
+
+def id_list(ids: list[int]) -> str:
+    """Ids as the JSON array `DELETE_IDS` reads."""
+    return "[" + ",".join(map(str, ids)) + "]"
 
 
 
@@ -86,11 +110,21 @@ def read_rows(conn: sqlite3.Connection, queue: str, after: int, limit: int,
 
 
 class QueueStore:
-    """What the queue engine asks of the disk. Call from the event loop only."""
+    """What the queue engine asks of the disk. Call from the event loop only.
+
+    Inserts, delivery counts and deletes are buffered and handed to the committer together,
+    just before it takes its next transaction (`Committer.defer`): one `executemany` each per
+    transaction. An insert still in the buffer is changed in place (its delivery count) or
+    dropped (the message was acknowledged, replaced or dropped before it reached a transaction):
+    a consumer that acknowledges while the previous commit is still being fsynced costs no
+    write at all. The producer's PUBACK still waits for that next commit (`on_commit` waits for
+    the buffer), so a message is acknowledged once it is on disk or already consumed.
+    """
 
     def __init__(self, committer: Committer) -> None:
         self.committer = committer
-        self._deletes: list[tuple[int]] = []
+        self._inserts: dict[int, list[Any]] = {}
+        self._deletes: list[int] = []
         self._deliveries: dict[int, int] = {}
         self._armed = False
         self._reads = 0
@@ -98,7 +132,8 @@ class QueueStore:
     @property
     def busy(self) -> bool:
         """Whether anything is buffered, being written or being read for the queues."""
-        return bool(self._reads or self._deletes or self._deliveries or self.committer.pending)
+        return bool(self._reads or self._inserts or self._deletes or self._deliveries
+                    or self.committer.pending)
 
     @property
     def failed(self) -> str | None:
@@ -163,60 +198,68 @@ class QueueStore:
     def insert(self, id_: int, queue: str, message: Message, size: int, props: bytes | None,
                lv_key: str | None, created: float) -> None:
         self.committer.bytes_written += size
-        self.committer.write(INSERT, (id_, queue, message.topic, message.payload, message.qos,
-                                      props, lv_key, 0, created, message.expires_at,
-                                      message.client_id or None, size, int(message.retain)))
+        self._inserts[id_] = [id_, queue, message.topic, message.payload, message.qos, props,
+                              lv_key, 0, created, message.expires_at, message.client_id or None,
+                              size, int(message.retain)]
+        self._arm()
 
     def delete_now(self, id_: int) -> None:
         """Delete in the transaction of the writes submitted with it (replacement, drop)."""
-        self._deliveries.pop(id_, None)
-        self.committer.write(DELETE, (id_,))
+        self.delete(id_)
 
     def delete(self, id_: int) -> None:
-        """Delete soon, grouped with others (acknowledged messages)."""
+        """Delete in the next transaction; a row not written yet is simply never written."""
         self._deliveries.pop(id_, None)
-        self._deletes.append((id_,))
-        self._arm()
+        if self._inserts.pop(id_, None) is None:
+            self._deletes.append(id_)
+            self._arm()
 
     def set_deliveries(self, id_: int, deliveries: int) -> None:
+        row = self._inserts.get(id_)
+        if row is not None:
+            row[DELIVERIES] = deliveries
+            return
         self._deliveries[id_] = deliveries
         self._arm()
 
     def delete_after(self, queue: str, after: int) -> None:
+        self.flush()
         self.committer.write(DELETE_AFTER, (queue, after))
 
     def delete_many(self, ids: list[int]) -> None:
         for id_ in ids:
-            self._deliveries.pop(id_, None)
-        self.committer.write_many(DELETE, [(id_,) for id_ in ids])
+            self.delete(id_)
 
     def drop_queue(self, name: str) -> None:
+        self.flush()
         self.committer.write(DELETE_QUEUE, (name,))
         self.committer.write(DROP_QUEUE, (name,))
 
     def save_definition(self, name: str, spec: bytes, origin: str) -> None:
+        self.flush()
         self.committer.write(SAVE_QUEUE, (name, spec, time.time(), origin))
 
     def forget_definition(self, name: str) -> None:
+        self.flush()
         self.committer.write(DROP_QUEUE, (name,))
 
     def _arm(self) -> None:
-        # Once per commit cycle: the callback runs when the current transaction is durable,
-        # by which time every acknowledgement of that cycle has been buffered.
         if not self._armed:
             self._armed = True
-            self.committer.on_commit(self._flush_on_commit)
-
-    def _flush_on_commit(self, _ok: bool) -> None:
-        self._armed = False
-        self.flush()
+            self.committer.defer(self.flush)
 
     def flush(self) -> None:
-        """Hand buffered deletes and delivery counts to the committer now."""
+        """Hand buffered inserts, delivery counts and deletes to the committer now, in that
+        order (a delete or count in the buffer is never for a row inserted after it)."""
+        self._armed = False
+        if self._inserts:
+            inserts, self._inserts = self._inserts, {}
+            for sql, params in insert_statements(list(inserts.values())):
+                self.committer.write(sql, params)
         if self._deliveries:
             updates = [(n, id_) for id_, n in self._deliveries.items()]
             self._deliveries = {}
             self.committer.write_many(SET_DELIVERIES, updates)
         if self._deletes:
             deletes, self._deletes = self._deletes, []
-            self.committer.write_many(DELETE, deletes)
+            self.committer.write(DELETE_IDS, (id_list(deletes),))

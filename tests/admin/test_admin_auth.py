@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.client import AdminClient
+from gateway.admin.endpoint import AdminError
 from tests.conftest import GatewayFactory
 
 

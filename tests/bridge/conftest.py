@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.client import AdminClient
+from gateway.admin.endpoint import AdminError
 from tests.conftest import GatewayFactory
 from tests.support.procs import GatewayProcess, MosquittoProcess, free_port
 

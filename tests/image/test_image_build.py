@@ -61,7 +61,7 @@ def in_chroot(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
 # --- inside the root file system ---------------------------------------------------------
 
 def test_edgeq_venv_imports_on_arm64(built: Path) -> None:
-    code = ("import platform, gateway, gateway.cli, gateway.config, msgspec, sqlite_utils, "
+    code = ("import platform, gateway, gateway.cli, gateway.config, msgspec, "
             "uvloop, textual, gpiozero, lgpio, argon2, wsproto, paho.mqtt.client, "
             "systemd.daemon; print(platform.machine(), gateway.__version__)")
     # lgpio leaves notification files in its working directory: keep them out of the image.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 
+from gateway.config import QueueSpec
+from gateway.queues.dispatch import STRATEGIES, make_strategy
 from tests.queues.conftest import HarnessFactory, Worker, spec
 
 
@@ -169,3 +172,10 @@ def test_each_message_goes_to_exactly_one_consumer(make_engine: HarnessFactory) 
     h.ack_all(*workers)
     seen = Counter(d.message.payload for w in workers for d in w.got)
     assert len(seen) == 200 and set(seen.values()) == {1}
+
+
+def test_the_config_offers_exactly_the_registered_strategies() -> None:
+    choices = set(typing.get_args(typing.get_type_hints(QueueSpec)["dispatch"]))
+    assert choices == set(STRATEGIES)
+    for name in choices:
+        assert make_strategy(name).name == name

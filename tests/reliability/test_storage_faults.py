@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from gateway.mqtt.packets import MQTT_5, MQTT_311, PubAck, Publish
 from gateway.store.db import MIGRATIONS, SCHEMA_VERSION
@@ -283,7 +282,7 @@ def make_v1_store(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    MIGRATIONS[1](sqlite_utils.Database(conn))
+    MIGRATIONS[1](conn)
     conn.execute("PRAGMA user_version=1")
     now = time.time()
     conn.execute("INSERT INTO queue_messages (id, queue, topic, payload, qos, deliveries, "

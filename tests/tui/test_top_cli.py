@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admin.client import AdminClient, AdminError
+from gateway.admin.client import AdminClient
+from gateway.admin.endpoint import AdminError
 from tests.test_cli_errors import edgeq, one_line_error
 from tests.tui.conftest import Gateway
 
