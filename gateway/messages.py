@@ -65,6 +65,30 @@ class Message:
         return self.expires_at is not None and now >= self.expires_at
 
 
+_FIELDS = ("topic", "payload", "qos", "retain", "properties", "client_id", "created", "expires_at",
+           "size")
+_SETTERS = tuple(getattr(Message, name).__set__ for name in _FIELDS)
+
+
+def restored(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
+             client_id: str, created: float, expires_at: float | None, size: int) -> Message:
+    """The `Message` a store row holds, with its size as stored: the same object as
+    `Message(...)`, built through the slots directly (the frozen dataclass `__init__` sets
+    each field through `object.__setattr__`, which costs more than reading the row did)."""
+    message: Message = object.__new__(Message)
+    topic_, payload_, qos_, retain_, props_, client_, created_, expires_, size_ = _SETTERS
+    topic_(message, topic)
+    payload_(message, payload)
+    qos_(message, qos)
+    retain_(message, retain)
+    props_(message, properties)
+    client_(message, client_id)
+    created_(message, created)
+    expires_(message, expires_at)
+    size_(message, size)
+    return message
+
+
 def message_size(topic: str, payload: bytes, properties: Properties) -> int:
     """Bytes a message's content costs: topic, payload and properties (see `properties_size`)."""
     size = len(topic) + len(payload)

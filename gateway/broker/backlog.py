@@ -28,6 +28,8 @@ from gateway.messages import MESSAGE_OVERHEAD, Message
 log = logging.getLogger("gateway.broker")
 READ_AHEAD = 256  # messages read into RAM ahead of the in-flight window
 READ_AHEAD_BYTES = 1024 * 1024  # and at most this many bytes (a few rows can be large)
+DELETE_BATCH = 256  # rows acknowledged in order before their range delete is written
+EARLY_LIMIT = 4096  # rows acknowledged out of order kept to move `done_mark` past them
 STUCK_SECONDS = 10.0  # a read unanswered this long (its transaction failed) is retried
 _NO_RAM: tuple[Outgoing, ...] = ()  # the RAM part of a backlog that never held a message
 
@@ -57,6 +59,7 @@ class BacklogStore(Protocol):
     def read_backlog(self, client_id: str, after: int, limit: int, max_bytes: int,
                      done: Callable[[list[Stored], bool], None]) -> None: ...
     def remove_message(self, row_id: int) -> None: ...
+    def remove_through(self, client_id: str, row_id: int) -> None: ...
     def remove_oldest(self, client_id: str, after: int) -> None: ...
 
 
@@ -81,8 +84,9 @@ class BacklogContext:
 class Backlog:
     """One session's backlog: `ram` then the rows with ids above `cursor`."""
 
-    __slots__ = ("ctx", "cursor", "disk_bytes", "disk_count", "gen", "overflowing", "ram",
-                 "ram_bytes", "refilling", "spills", "started")
+    __slots__ = ("ctx", "cursor", "disk_bytes", "disk_count", "done_mark", "early", "flight",
+                 "gen", "overflowing", "ram", "ram_bytes", "refilling", "sent_max", "spills",
+                 "started", "undeleted")
 
     def __init__(self, ctx: BacklogContext) -> None:
         self.ctx = ctx
@@ -96,6 +100,13 @@ class Backlog:
         self.spills = 0  # rows ever counted on disk (to tell what a read could have seen)
         self.started = 0.0
         self.overflowing = False
+        # Row ids sent and not yet done, in order, and those of them done out of order; made
+        # when needed (an empty deque takes 760 bytes, and most sessions wait offline).
+        self.flight: deque[int] | None = None
+        self.early: set[int] | None = None
+        self.sent_max = 0  # the highest row id sent
+        self.done_mark = 0  # every row up to here is done; `undeleted` of them still exist
+        self.undeleted = 0
 
     def __len__(self) -> int:
         return len(self.ram) + self.disk_count
@@ -197,8 +208,52 @@ class Backlog:
                      len(self), extra={"CLIENT_ID": client_id, "REASON": "session backlog"})
 
     def sent(self, out: Outgoing) -> None:
-        """A stored message went into flight directly: later rows must not be read for it."""
-        self.cursor = max(self.cursor, out.store_id)
+        """A message went into flight: later rows must not be read for a stored one, and its
+        row is deleted when it is done (`done`)."""
+        store_id = out.store_id
+        if store_id:
+            self.cursor = max(self.cursor, store_id)
+            if self.flight is None:
+                self.flight = deque()
+            self.flight.append(store_id)
+            self.sent_max = max(self.sent_max, store_id)
+
+    def done(self, client_id: str, out: Outgoing) -> None:
+        """A stored message in flight is finished (acknowledged, expired, refused): its row
+        goes. Messages are sent in row order and every row below the oldest one still in
+        flight is done, so while they are acknowledged in order (as MQTT asks of clients) their
+        rows go by range: one delete per `DELETE_BATCH` rows, when nothing is left in flight,
+        at the next tick or when the client goes (`flush_done`). Others go one by one."""
+        store = self.ctx.store
+        flight = self.flight
+        store_id = out.store_id
+        if not flight or flight[0] != store_id:
+            store.remove_message(store_id)
+            if flight and flight[0] < store_id <= flight[-1]:  # acknowledged out of order
+                early = self.early
+                if early is None:
+                    early = self.early = set()
+                early.add(store_id)
+                if len(early) > EARLY_LIMIT:  # the oldest is not acknowledged for long
+                    self.flight = deque(row_id for row_id in flight if row_id not in early)
+                    self.early = None
+            return
+        flight.popleft()
+        later = self.early
+        while later and flight and flight[0] in later:
+            later.discard(flight.popleft())
+        if out.released:  # the range delete leaves released rows
+            store.remove_message(store_id)
+        self.done_mark = flight[0] - 1 if flight else self.sent_max
+        self.undeleted += 1
+        if self.undeleted >= DELETE_BATCH or not flight:
+            self.flush_done(client_id)
+
+    def flush_done(self, client_id: str) -> None:
+        """Delete the rows up to `done_mark` (in the next transaction)."""
+        if self.done_mark:
+            self.ctx.store.remove_through(client_id, self.done_mark)
+            self.done_mark = self.undeleted = 0
 
     def refill(self, client_id: str, ready: Callable[[], None]) -> None:
         """Read the next rows when the read-ahead is at half or less; `ready()` after."""
@@ -217,12 +272,20 @@ class Backlog:
         if gen != self.gen:
             return
         self.refilling = False
+        cursor, ram, count, size = self.cursor, self.ram, 0, 0
+        if not isinstance(ram, deque):
+            ram = self.ram = deque()
         for row_id, message, qos, retain, sub_ids in rows:
-            if row_id <= self.cursor:
-                continue
-            self.disk_count -= 1
-            self.disk_bytes -= message.size
-            self._keep(Outgoing(message, qos, retain, sub_ids, row_id), message.size)
+            if row_id > cursor:
+                ram.append(Outgoing(message, qos, retain, sub_ids, row_id))
+                count += 1
+                size += message.size
+                cursor = row_id
+        self.cursor = cursor
+        self.disk_count -= count
+        self.disk_bytes -= size
+        self.ram_bytes += size
+        self.ctx.memory += size + MESSAGE_OVERHEAD * count
         if complete:
             self._exhausted(self.spills - spills)
         if self.disk_count <= 0:
@@ -254,6 +317,8 @@ class Backlog:
         self.refilling = False
         if not self.ram:
             self.ram = _NO_RAM  # no block at all, not the ones a drained burst left behind
+        if not self.flight:
+            self.flight = self.early = None
         if not stored:
             return
         kept = deque(out for out in self.ram if not out.store_id)
@@ -272,6 +337,8 @@ class Backlog:
             self.overflowing = False
             self.ctx.overflowing -= 1
         self.ram = _NO_RAM
-        self.ram_bytes = self.disk_count = self.disk_bytes = 0
+        self.flight = self.early = None
+        self.ram_bytes = self.disk_count = self.disk_bytes = self.sent_max = 0
+        self.done_mark = self.undeleted = 0
         self.gen += 1
         self.refilling = False

@@ -147,6 +147,7 @@ class Broker:
             conn.disconnect(Reason.SERVER_SHUTTING_DOWN, "the gateway is shutting down")
         await asyncio.sleep(0)
         for session in self.sessions.values():
+            session.backlog.flush_done(session.client_id)
             if session.persistent:
                 self._save_session(session, self.clock())
         self.engine.flush()
@@ -426,7 +427,7 @@ class Broker:
         if packet_id:
             session.inflight.pop(packet_id, None)
         if out.store_id:
-            self.session_store.remove_message(out.store_id)
+            session.backlog.done(session.client_id, out)
         session.drain()
         if not out.token:
             self.engine.consumer_ready(session)
@@ -461,8 +462,10 @@ class Broker:
                 self.stats.expired += 1
                 self._discard(session)
         for conn in self.live.values():
-            if conn.session is not None and conn.session.backlog.unstick(now):
-                conn.session.drain()
+            if conn.session is not None:
+                conn.session.backlog.flush_done(conn.client_id)
+                if conn.session.backlog.unstick(now):
+                    conn.session.drain()
         self.engine.tick(now)
         self.disk.check()
         for service in self.services:

@@ -183,6 +183,7 @@ class Session:
         burst of thousands in flight keeps its table (~40 KB per 1,000) after they were all
         acknowledged, so an emptied one is replaced for the time the session waits offline."""
         self.link = None
+        self.backlog.flush_done(self.client_id)
         self.backlog.offline()
         if not self.inflight:
             self.inflight = {}

@@ -2,7 +2,9 @@
 
 Only sessions with an expiry above zero are written. A message for such a session is inserted
 before the producer is acknowledged and deleted when the client acknowledges it, so a broker
-restart (or `kill -9`) loses nothing that was acknowledged. The row keeps the delivery as this
+restart (or `kill -9`) loses nothing that was acknowledged. Rows acknowledged in the order they
+were sent are deleted as a range (`remove_through`: one statement per session and transaction),
+others one by one. The row keeps the delivery as this
 client gets it (its retain flag, its subscription identifiers) and its size, so the backlog
 (`gateway.broker.backlog`) can leave it on disk and read it back in pages; at start-up only
 each session's count and bytes are read, from a covering index.
@@ -15,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.messages import Message
+from gateway.messages import Message, message_size, restored
 from gateway.mqtt.packets import Subscription
 from gateway.mqtt.properties import Properties
 from gateway.store.committer import Committer
@@ -31,6 +33,8 @@ _REMOVE_OLDEST = ("DELETE FROM session_messages WHERE id = (SELECT id FROM sessi
                   "WHERE client_id = ? AND id > ? AND released = 0 ORDER BY id LIMIT 1)")
 Row = tuple[int, str, bytes, int, int, "bytes | None", float, "float | None", "str | None", int]
 _DELETE = "DELETE FROM session_messages WHERE id = ?"
+_DELETE_THROUGH = ("DELETE FROM session_messages WHERE client_id = ? AND released = 0 "
+                   "AND id <= ?")
 _SAVE = ("INSERT INTO sessions (client_id, expiry, disconnected_at, subscriptions, owner) "
          "VALUES (?,?,?,'[]',?) ON CONFLICT(client_id) DO UPDATE SET expiry = excluded.expiry, "
          "disconnected_at = excluded.disconnected_at, owner = excluded.owner")
@@ -57,6 +61,7 @@ class SessionStore:
         self._c = committer
         row = committer.connection.execute("SELECT max(id) FROM session_messages").fetchone()
         self._ids = itertools.count((row[0] or 0) + 1)
+        self._marks: dict[str, int] = {}  # acknowledged up to here, deleted at the next commit
 
     def save(self, client_id: str, expiry: int, disconnected_at: float,
              owner: str | None) -> None:
@@ -144,6 +149,19 @@ class SessionStore:
     def remove_message(self, row_id: int) -> None:
         self._c.write_grouped(_DELETE, (row_id,))
 
+    def remove_through(self, client_id: str, row_id: int) -> None:
+        """Every unreleased row of this session up to `row_id` is done: they are deleted by
+        one statement per session in the next transaction (after the writes before it)."""
+        marks = self._marks
+        if not marks:
+            self._c.defer(self._delete_through)
+        if marks.get(client_id, 0) < row_id:
+            marks[client_id] = row_id
+
+    def _delete_through(self) -> None:
+        marks, self._marks = self._marks, {}
+        self._c.write_many(_DELETE_THROUGH, marks.items())
+
     def load_all(self) -> list[StoredSession]:
         """Every stored session with its owed messages in order (start-up, synchronous)."""
         conn = self._c.connection
@@ -190,10 +208,12 @@ class SessionStore:
 
 def _stored(row: Row) -> Stored:
     row_id, topic, payload, qos, retain, blob, created, expires_at, origin, size = row
-    props: Properties = unpack_props(blob)
-    sub_ids = props.pop("subscription_identifier", None)
-    message = Message(topic, bytes(payload), qos, bool(retain), props, origin or "",
-                      created or 0.0, expires_at, size if size > 0 else -1)
+    props: Properties = unpack_props(blob) if blob else {}
+    sub_ids = props.pop("subscription_identifier", None) if blob else None
+    if size <= 0:  # a row of schema 5 or older
+        size = message_size(topic, payload, props)
+    message = restored(topic, payload, qos, bool(retain), props, origin or "", created or 0.0,
+                       expires_at, size)
     return row_id, message, qos, bool(retain), tuple(sub_ids or ())
 
 

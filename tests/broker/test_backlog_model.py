@@ -1,6 +1,7 @@
 """The backlog against a model: random pushes, disconnects, reconnects and acknowledgements
-with reads answered late, as the committer does. Everything stored is delivered once, in order,
-and the counts match the rows (gateway/broker/backlog.py)."""
+(some out of order) with reads answered late, as the committer does. Everything stored is
+delivered once, in order, the counts match the rows, and the range deletes of acknowledged rows
+never take a row that is not done (gateway/broker/backlog.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Rows:
     def __init__(self) -> None:
         self.rows: dict[int, bytes] = {}
         self.pending: list[Callable[[], None]] = []
+        self.done: set[int] = set()  # acknowledged by the client
 
     def read_backlog(self, client_id: str, after: int, limit: int, max_bytes: int,
                      done: Callable[[list[Stored], bool], None]) -> None:
@@ -33,6 +35,12 @@ class Rows:
 
     def remove_message(self, row_id: int) -> None:
         self.rows.pop(row_id, None)
+
+    def remove_through(self, client_id: str, row_id: int) -> None:
+        through = [i for i in self.rows if i <= row_id]
+        assert self.done.issuperset(through), "a range delete took a row not acknowledged"
+        for i in through:
+            del self.rows[i]
 
     def remove_oldest(self, client_id: str, after: int) -> None:
         ids = sorted(i for i in self.rows if i > after)
@@ -85,7 +93,8 @@ def test_every_stored_message_arrives_once_in_order(seed: int) -> None:
             packet_id, out = link.sent.pop(rng.randrange(min(3, len(link.sent))))
             if session.acknowledge(packet_id) is not None:
                 delivered.append(out.store_id)
-                store.remove_message(out.store_id)
+                store.done.add(out.store_id)
+                session.backlog.done("c", out)
                 session.drain()
         elif action < 0.8:
             if link is None:
@@ -98,16 +107,18 @@ def test_every_stored_message_arrives_once_in_order(seed: int) -> None:
             store.settle()
     link = link or Link(20, first_sends)
     session.resume(link)
-    while store.rows:
+    while store.rows.keys() - store.done:
         store.settle()
         for packet_id, out in list(link.sent):
             link.sent.remove((packet_id, out))
             if session.acknowledge(packet_id) is not None:
                 delivered.append(out.store_id)
-                store.remove_message(out.store_id)
+                store.done.add(out.store_id)
+                session.backlog.done("c", out)
                 session.drain()
     assert sorted(delivered) == list(range(1, next_id))  # each once
     assert sorted(first_sends) == first_sends  # sent in order, whatever was on disk
+    assert not store.rows  # nothing in flight: the last range delete took the rest
     assert len(session.backlog) == 0 and session.backlog.bytes == 0
     assert session.backlog.ctx.memory == 0
 
@@ -121,3 +132,33 @@ def test_drop_oldest_at_the_cap_while_offline_deletes_the_oldest_rows() -> None:
                                         store_id=i))
     assert sorted(store.rows) == [4, 5, 6, 7, 8]
     assert len(session.backlog) == 5 and session.backlog.ctx.dropped == 3
+
+
+def test_a_message_never_acknowledged_keeps_the_range_but_not_the_memory() -> None:
+    """The oldest message stays unacknowledged while thousands after it are: those go one by
+    one, what is kept to move the range later stays bounded, and when the oldest is
+    acknowledged at last one range delete takes what is left."""
+    store = Rows()
+    session = Session.new("c", BacklogContext(store, lambda: 0.0, max_messages=0, max_bytes=0),
+                          expiry=60)
+    link = Link(10, [])
+    session.resume(link)
+    stuck: tuple[int, Outgoing] | None = None
+    for row_id in range(1, 6001):
+        store.rows[row_id] = b"%d" % row_id
+        session.deliver(Outgoing(received("t", b"x", 1, False, {}, "p", 0.0), 1,
+                                 store_id=row_id))
+        packet_id, out = link.sent.pop()
+        if stuck is None:
+            stuck = (packet_id, out)
+            continue
+        assert session.acknowledge(packet_id) is out
+        store.done.add(row_id)
+        session.backlog.done("c", out)
+    assert sorted(store.rows) == [1]
+    assert len(session.backlog.early or ()) <= 4096 and len(session.backlog.flight or ()) <= 4097
+    packet_id, out = stuck
+    assert session.acknowledge(packet_id) is out
+    store.done.add(out.store_id)
+    session.backlog.done("c", out)
+    assert not store.rows and not session.backlog.flight

@@ -60,3 +60,30 @@ def test_a_backlog_is_read_in_pages_bounded_in_messages_and_bytes(tmp_path: Path
     assert stored.backlog == (10, 10 * message.size)
     reopened.close()
     loop.close()
+
+
+def test_a_range_delete_runs_after_every_write_before_it_and_only_once(tmp_path: Path) -> None:
+    """`remove_through` marks of one commit become one statement per session, placed after the
+    inserts submitted before the commit (even those submitted after the mark), and leave the
+    rows above the mark, other sessions' rows and released rows alone."""
+    loop = asyncio.new_event_loop()
+    committer, store = open_store(tmp_path / "s.db", loop)
+    message = received("t", b"x", 1, False, {}, "p", 0.0)
+    ids = [store.add_message("c", message, 1) for _ in range(3)]
+    store.remove_through("c", ids[0])
+    ids += [store.add_message("c", message, 1) for _ in range(3)]  # inserted after the mark
+    released = ids[4]
+    store.release(released, 7)
+    other = store.add_message("d", message, 1)
+    store.remove_through("c", ids[4])  # raises the mark of the same commit
+    store.remove_through("c", ids[1])  # a lower one changes nothing
+    settle(loop, committer)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        left = [r[0] for r in conn.execute("SELECT id FROM session_messages ORDER BY id")]
+    assert left == [released, ids[5], other]
+    store.remove_through("c", ids[5])
+    committer.close()  # a mark still pending at shutdown is written too
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        left = [r[0] for r in conn.execute("SELECT id FROM session_messages ORDER BY id")]
+    assert left == [released, other]
+    loop.close()
