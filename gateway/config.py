@@ -121,6 +121,9 @@ class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     enabled: bool = True
     request_timeout: Annotated[float, Meta(gt=0)] = 10.0
     max_connections: Positive = 32
+    history: NonNegative = 900
+    history_interval: Annotated[float, Meta(gt=0)] = 5.0
+    history_queues: NonNegative = 1000
 
 
 class ApplianceSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -89,7 +89,7 @@ DESCRIPTIONS: dict[str, str] = {
     "admin": "The admin API (HTTP/JSON on localhost; `edgeq queue`, `edgeq top`).",
     "admin.listen": "`HOST:PORT` of the admin API. `--admin` overrides it.",
     "admin.token": "Bearer token; empty: a random one is written to `DATA_DIR/admin.json` "
-                   "(mode 0600) at each start.",
+                   "(mode 0640) at the first start and kept across restarts.",
     "admin.users": "Users of the password file who may also use the admin API with HTTP Basic "
                    "auth (`edgeq top --user NAME`).",
     "admin.enabled": "Serve the admin API at all.",
@@ -98,6 +98,12 @@ DESCRIPTIONS: dict[str, str] = {
                              "(408 when part of a request came).",
     "admin.max_connections": "Open admin connections at most; one more is answered 503 and "
                              "closed.",
+    "admin.history": "Seconds of per-queue history (depth, lag, in/s, out/s) kept in memory "
+                     "for `edgeq top` and `GET /api/v1/history` (0: none).",
+    "admin.history_interval": "Seconds between two history samples; the in/s and out/s of a "
+                              "sample are averages over this interval.",
+    "admin.history_queues": "Queues that get a history at most (20 bytes a queue and sample: "
+                            "3.6 KB a queue at the defaults); more get none.",
     "appliance": "Raspberry Pi status LED and button (gpiozero).",
     "appliance.status_led_pin": "BCM pin of the status LED (unset: no LED).",
     "appliance.button_pin": "BCM pin of the button (unset: no button).",

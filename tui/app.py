@@ -9,6 +9,7 @@ keeps the last figures on screen; the next tick tries again. Nothing here blocks
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Label
 from gateway.admin.client import AdminClient
 from tui import fmt
 from tui.history import History
-from tui.model import DeadLetter, Snapshot
+from tui.model import DeadLetter, QueueRow, Snapshot
 from tui.screens.clients import ClientsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
@@ -108,7 +109,7 @@ class TopApp(App[int]):
     @work(thread=True, exit_on_error=False, group="poll")
     def _fetch(self) -> None:
         try:
-            result: Snapshot | str = self.source.fetch()
+            result: Snapshot | str = self.source.fetch(self.history.taken)
         except AdminError as e:
             result = str(e)
         except Exception as e:  # a malformed answer must not take the view down
@@ -125,8 +126,9 @@ class TopApp(App[int]):
         else:
             self.failures = 0
             self.lost = None
-            self.snapshot = result
-            self.history.record(result.queues)
+            self.history.merge(result.history)
+            self.snapshot = result = dataclasses.replace(
+                result, queues=tuple(self.with_sampled_rates(q) for q in result.queues))
             self.query_one(QueuesTable).show(result.queues, self.lag_alert)
             for screen in self.screen_stack:
                 for line in screen.query(StorageLine):
@@ -135,6 +137,15 @@ class TopApp(App[int]):
         self._show_connection()
         self.query_one(StatusLine).show(self.source.where, self.snapshot, self._alerts())
         self._refresh_screen()
+
+    def with_sampled_rates(self, row: QueueRow) -> QueueRow:
+        """`row` with in/s and out/s of the gateway's newest history sample: true averages
+        over its sampling interval (the gateway's own figures are 10 s moving averages, used
+        for a queue without history)."""
+        rates = self.history.rates(row.name)
+        if rates is None:
+            return row
+        return dataclasses.replace(row, in_rate=rates[0], out_rate=rates[1])
 
     def _show_connection(self) -> None:
         for screen in self.screen_stack:
@@ -160,8 +171,8 @@ class TopApp(App[int]):
         name = table.selected
         row = self.snapshot.queue(name) if self.snapshot and name else None
         alert = row is not None and table.is_alert(row)
-        self.query_one(Trend).show(row, self.history.depth(name or ""),
-                                   self.history.lag(name or ""), alert)
+        self.query_one(Trend).show(row, self.history.trend(name or ""), self.history.interval,
+                                   self.history.samples, alert)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "queues":

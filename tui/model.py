@@ -12,6 +12,8 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 
 def _int(raw: dict[str, Any], key: str) -> int:
     try:
@@ -245,13 +247,43 @@ class Snapshot:
     clients: tuple[ClientRow, ...] = ()
     broker: dict[str, Any] = field(default_factory=dict)
     storage: Storage = field(default_factory=Storage)
+    history: HistoryUpdate | None = None
 
     @classmethod
-    def parse(cls, queues: Any, clients: Any, broker: Any, storage: Any = None) -> Snapshot:
+    def parse(cls, queues: Any, clients: Any, broker: Any, storage: Any = None,
+              history: Any = None) -> Snapshot:
         return cls(queues=tuple(QueueRow.parse(q) for q in _dicts(queues)),
                    clients=tuple(ClientRow.parse(c) for c in _dicts(clients)),
                    broker=broker if isinstance(broker, dict) else {},
-                   storage=Storage.parse(storage))
+                   storage=Storage.parse(storage), history=HistoryUpdate.parse(history))
 
     def queue(self, name: str) -> QueueRow | None:
         return next((q for q in self.queues if q.name == name), None)
+
+
+class QueueTrend(msgspec.Struct, frozen=True):
+    """One queue's sampled series, oldest first, ending at the newest sample; `start` numbers
+    its first sample (a series with another `start` is another series)."""
+
+    start: int = 0
+    depth: tuple[float, ...] = ()
+    lag_messages: tuple[float, ...] = ()
+    lag_seconds: tuple[float, ...] = ()
+    in_rate: tuple[float, ...] = ()
+    out_rate: tuple[float, ...] = ()
+
+
+class HistoryUpdate(msgspec.Struct, frozen=True):
+    """`GET /history?since=N`: the samples after number N; `ages` says how long ago each was
+    taken; the rates of a sample are averages over the `interval` before it."""
+
+    interval: float = 5.0
+    window: float = 900.0
+    taken: int = 0
+    ages: tuple[float, ...] = ()
+    queues: dict[str, QueueTrend] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any) -> HistoryUpdate | None:
+        """None for a gateway that keeps no history (an older one, or `admin.history = 0`)."""
+        return None if raw is None else msgspec.convert(raw, cls)

@@ -25,7 +25,9 @@ class DataSource(Protocol):
         """The gateway's address, for the title bar."""
         ...
 
-    def fetch(self) -> Snapshot: ...
+    def fetch(self, since: int) -> Snapshot:
+        """The figures of now, with the history samples taken after number `since`."""
+        ...
 
     def messages(self, name: str, limit: int) -> list[DeadLetter]:
         """The oldest `limit` ready messages of a queue (a dead-letter queue's: dead letters)."""
@@ -65,9 +67,9 @@ class AdminSource:
     def where(self) -> str:
         return self.client.url
 
-    def fetch(self) -> Snapshot:
+    def fetch(self, since: int) -> Snapshot:
         return self._call(lambda c: Snapshot.parse(c.queues(), c.clients(), c.stats(),
-                                                   c.storage()))
+                                                   c.storage(), _history(c, since)))
 
     def messages(self, name: str, limit: int) -> list[DeadLetter]:
         return self._call(lambda c: [DeadLetter.parse(m) for m in c.peek(name, limit)])
@@ -114,3 +116,13 @@ class AdminSource:
             return None
         fresh.timeout = self.client.timeout
         return fresh
+
+
+def _history(client: AdminClient, since: int) -> dict[str, Any] | None:
+    """The history samples after `since`; None from a gateway that serves none (404)."""
+    try:
+        return client.history(since)
+    except AdminError as e:
+        if e.status == 404:
+            return None
+        raise

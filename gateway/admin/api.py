@@ -7,6 +7,7 @@ so that an operator in that group runs `edgeq top` without sudo).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -24,6 +25,7 @@ import msgspec
 
 from gateway.admin import http
 from gateway.admin.client import CONNECTION_FILE, PREFIX
+from gateway.admin.history import History, sample_every
 from gateway.admin.http import HttpError, Request, Response
 from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats
@@ -32,8 +34,6 @@ from gateway.queues.model import QueueError, QueueStats
 from gateway.store.db import DB_NAME
 
 if TYPE_CHECKING:
-    import asyncio
-
     from gateway.broker.server import Broker
     from gateway.queues.engine import QueueEngine
 
@@ -52,6 +52,17 @@ class AdminApi:
         self._reload = reload
         self._bridges = bridges
         self._verified: dict[bytes, float] = {}
+        settings = broker.config.admin
+        self.history = History(settings.history_interval, settings.history,
+                               settings.history_queues)
+        self._sampler: asyncio.Task[None] | None = None
+
+    def start_sampling(self) -> None:
+        """Sample the queues for `GET /history` from now on (none when `admin.history` is
+        shorter than one interval)."""
+        if self.history.samples > 0:
+            self._sampler = asyncio.get_running_loop().create_task(
+                sample_every(self.history, self.broker.engine.stats, time.monotonic))
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/metrics" and request.method == "GET":
@@ -116,6 +127,10 @@ class AdminApi:
                 return Response.json(self._bridges())
             case "GET", ["storage"]:
                 return Response.json(storage(self.broker))
+            case "GET", ["history"]:
+                queue = parse_qs(request.query).get("queue", [None])[-1]
+                return Response.json(self.history.describe(
+                    time.monotonic(), _number(request.query, "since", 0), queue))
             case "GET", ["queues"]:
                 return Response.json([_with_limits(engine, s) for s in engine.stats()])
             case "POST", ["queues"]:
@@ -224,6 +239,7 @@ async def start(broker: Broker, reload: Callable[[], Awaitable[str]],
     data_dir = Path(broker.config.data_dir)
     token = settings.token or _previous_token(data_dir) or _new_token()
     api = AdminApi(broker, token, reload, bridges)
+    api.start_sampling()
     host, port = split_address(settings.listen)
     try:
         server = await http.serve(host, port, api.handle,
