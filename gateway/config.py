@@ -124,6 +124,7 @@ class AdminSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     history: NonNegative = 900
     history_interval: Annotated[float, Meta(gt=0)] = 5.0
     history_queues: NonNegative = 1000
+    metrics_queues: NonNegative = 1000
 
 
 class ApplianceSettings(_Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -46,7 +46,7 @@ DESCRIPTIONS: dict[str, str] = {
                              "in-flight window (0: no limit).",
     "mqtt.queued_overflow": "At `max_queued_messages` or `max_queued_bytes`: `drop_oldest` or "
                             "`drop_new`; logged once per episode, counted in "
-                            "`edgeq_sessions_dropped`.",
+                            "`edgeq_sessions_dropped_total`.",
     "mqtt.max_inflight_messages": "Outbound QoS 1/2 messages in flight per client (the "
                                   "client's Receive Maximum lowers it further).",
     "mqtt.max_subscriptions_per_client": "Subscriptions one session may hold (0: no limit); "
@@ -104,6 +104,9 @@ DESCRIPTIONS: dict[str, str] = {
                               "sample are averages over this interval.",
     "admin.history_queues": "Queues that get a history at most (20 bytes a queue and sample: "
                             "3.6 KB a queue at the defaults); more get none.",
+    "admin.metrics_queues": "Queues with their own series in `/metrics` at most, the oldest "
+                            "first (configured queues before template instances); "
+                            "`edgeq_metrics_queues_left_out` counts the others.",
     "appliance": "Raspberry Pi status LED and button (gpiozero).",
     "appliance.status_led_pin": "BCM pin of the status LED (unset: no LED).",
     "appliance.button_pin": "BCM pin of the button (unset: no button).",

@@ -23,11 +23,10 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from gateway.admin import http
+from gateway.admin import http, metrics
 from gateway.admin.client import CONNECTION_FILE, PREFIX
 from gateway.admin.history import History, sample_every
 from gateway.admin.http import HttpError, Request, Response
-from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats
 from gateway.config import ConfigError, queue_spec, split_address
 from gateway.queues.model import QueueError, QueueStats
@@ -52,6 +51,7 @@ class AdminApi:
         self._reload = reload
         self._bridges = bridges
         self._verified: dict[bytes, float] = {}
+        self.metrics = metrics.registry(broker)
         settings = broker.config.admin
         self.history = History(settings.history_interval, settings.history,
                                settings.history_queues)
@@ -66,8 +66,7 @@ class AdminApi:
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/metrics" and request.method == "GET":
-            return Response(200, prometheus_text(self.broker).encode(),
-                            "text/plain; version=0.0.4")
+            return Response(200, metrics.exposition(self.metrics), metrics.CONTENT_TYPE)
         await self._authorise(request)
         if not request.path.startswith(PREFIX + "/"):
             raise HttpError(404, f"no such endpoint {request.path}")
