@@ -164,6 +164,9 @@ class FixedSource:
     def delete(self, name: str) -> None:
         raise AdminError("the fixed source performs no actions")
 
+    def notice(self) -> str | None:
+        return None
+
 
 def _as_dict(stats: Any) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__slots__}
