@@ -114,8 +114,26 @@ def _admin_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="var", help="the gateway's data directory")
 
 
+# the optional extra (pyproject.toml) that brings each package a command may miss
+EXTRAS = {"textual": "tui", "paho": "device", "esptool": "device", "mpremote": "device",
+          "gpiozero": "appliance", "systemd": "systemd"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args_list)
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]
+        if package not in EXTRAS:
+            raise
+        command = " ".join(args_list[:1])
+        print(f"edgeq: `edgeq {command}` needs {package}, which comes with the "
+              f"{EXTRAS[package]} extra: pip install 'edgeq[{EXTRAS[package]}]'", file=sys.stderr)
+        return 1
+
+
+def _main(args_list: list[str]) -> int:
     if args_list[:1] == ["passwd"]:
         from gateway.auth.passwd import passwd_main
 
@@ -247,10 +265,22 @@ _COLUMNS = ("name", "kind", "depth", "bytes", "consumers", "inflight", "in_rate"
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    table = [list(_COLUMNS)] + [[_cell(r.get(c)) for c in _COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    """A rich table without borders: aligned columns on a terminal, whole cells (never cut to
+    the width) when piped; cells are plain text, so a `[` in a queue name is no markup."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in _COLUMNS:
+        table.add_column(column, no_wrap=True, overflow="ignore",
+                         justify="left" if column in ("name", "kind") else "right")
+    for r in rows:
+        table.add_row(*(Text(_cell(r.get(c))) for c in _COLUMNS))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _cell(value: Any) -> str:
