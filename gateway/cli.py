@@ -94,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _queue_option(create: argparse.ArgumentParser, field: msgspec.structs.FieldInfo) -> None:
     """`--max-messages VALUE`, with the config key's meaning, choices and default."""
-    from gateway.configdoc import DESCRIPTIONS
+    from gateway.configdoc import description
 
-    text = DESCRIPTIONS[f"queues.{field.name}"].replace("`", "").replace("%", "%%")
-    choices = list(typing.get_args(field.type)) if typing.get_origin(
-        field.type) is typing.Literal else None
+    text = description(QueueSpec, field.name).replace("`", "").replace("%", "%%")
+    kind = field.type
+    while typing.get_origin(kind) is typing.Annotated:  # the doc(...) and constraints
+        kind = typing.get_args(kind)[0]
+    choices = list(typing.get_args(kind)) if typing.get_origin(kind) is typing.Literal else None
     if isinstance(field.default, bool):
         choices = ["true", "false"]
     default = str(field.default).lower() if isinstance(field.default, bool) else field.default
