@@ -254,8 +254,8 @@ class Snapshot:
 
 
 class QueueTrend(msgspec.Struct, frozen=True):
-    """One queue's sampled series, oldest first, ending at the newest sample; `start` numbers
-    its first sample (a series with another `start` is another series)."""
+    """One queue's sampled series, oldest first, ending at the newest sample; `start` is the
+    number of the sample it began with (a series with another `start` is another series)."""
 
     start: int = 0
     depth: tuple[float, ...] = ()

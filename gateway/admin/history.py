@@ -28,7 +28,8 @@ _WIDTH = len(FIGURES)
 
 
 class _Series:
-    """One queue's samples, oldest first, `FIGURES` interleaved; `start` numbers its first."""
+    """One queue's samples, oldest first, `FIGURES` interleaved; `start` is the number of the
+    sample it began with (it stays when old samples fall out of the window)."""
 
     __slots__ = ("acked", "enqueued", "start", "values")
 
@@ -78,7 +79,6 @@ class History:
                                       (s.acked - series.acked) / elapsed))
                 if len(series) > self.samples:
                     del series.values[:_WIDTH]
-                    series.start += 1
                 series.enqueued, series.acked = s.enqueued, s.acked
             seen[s.name] = series
         self._series = seen
@@ -86,8 +86,8 @@ class History:
     def describe(self, now: float, since: int = 0, queue: str | None = None) -> dict[str, Any]:
         """The samples numbered above `since` (all of them when `since` is not below `taken`:
         the asker knew an earlier run), of every queue or of `queue` only. Each queue's
-        `start` is the number of its series' first sample: a client that holds the series
-        with another `start` replaces it instead of appending."""
+        `start` is the number of the sample its series began with: a client that holds a
+        series with another `start` replaces it instead of appending."""
         if since >= self.taken:
             since = 0
         fresh = min(self.taken - since, len(self.times))

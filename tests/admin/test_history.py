@@ -116,15 +116,16 @@ def test_queues_beyond_the_cap_get_no_history_until_one_goes() -> None:
 
 
 def test_a_queue_created_again_starts_a_new_series() -> None:
-    history = History(interval=1, window=10, max_queues=10)
-    for t in range(4):
+    history = History(interval=1, window=3, max_queues=10)
+    for t in range(6):
         history.sample([stats("a", enqueued=100 + t)], now=float(t))
-    before = history.describe(now=3.0)["queues"]["a"]
-    history.sample([stats("a", enqueued=1)], now=4.0)  # its totals went back
-    history.sample([stats("a", enqueued=3)], now=5.0)
-    after = history.describe(now=5.0)["queues"]["a"]
+    before = history.describe(now=5.0)["queues"]["a"]
+    history.sample([stats("a", enqueued=1)], now=6.0)  # its totals went back
+    history.sample([stats("a", enqueued=3)], now=7.0)
+    after = history.describe(now=7.0)["queues"]["a"]
+    # The window slid (3 samples kept) but the series is the same one: its start stays.
     assert before["start"] == 2 and before["in_rate"] == [1.0, 1.0, 1.0]
-    assert after["start"] == 6 and after["in_rate"] == [2.0]
+    assert after["start"] == 8 and after["in_rate"] == [2.0]
 
 
 def stats(name: str, enqueued: int = 0, acked: int = 0, depth: int = 0) -> QueueStats:

@@ -9,6 +9,8 @@ from tests.conftest import GatewayFactory
 from tests.support.procs import free_port
 from tests.tui.conftest import QUEUES, Gateway, scenario, until
 from tui.app import TopApp
+from tui.history import History
+from tui.model import HistoryUpdate, QueueTrend
 from tui.widgets.trend import Spark, Trend, bars
 
 SAMPLED = QUEUES + "\n[admin]\nhistory = 60\nhistory_interval = 0.2\n"
@@ -43,3 +45,24 @@ def test_a_short_history_fills_the_right_end_and_no_data_stays_blank() -> None:
     assert top == " " * 9 + "  █" and bottom == " " * 9 + "▁██"
     # A steady figure is a full bar, not an empty line: bars grow from zero.
     assert bars([5000.0] * 4, slots=4, width=4, height=1) == ["████"]
+
+
+def test_samples_after_the_first_fetch_are_appended_and_the_window_slides() -> None:
+    def update(taken: int, values: list[float], start: int = 1) -> HistoryUpdate:
+        trend = QueueTrend(start=start, depth=tuple(values), lag_messages=tuple(values),
+                           lag_seconds=tuple(values), in_rate=tuple(values),
+                           out_rate=tuple(values))
+        return HistoryUpdate(interval=5.0, window=15.0, taken=taken,
+                             ages=tuple(5.0 * i for i in reversed(range(len(values)))),
+                             queues={"jobs": trend})
+
+    history = History()
+    history.merge(update(3, [1.0, 2.0, 3.0]))  # the first fetch: the whole window
+    history.merge(update(4, [4.0]))  # then what came since: the oldest falls out
+    trend = history.trend("jobs")
+    assert trend is not None and trend.depth == (2.0, 3.0, 4.0)
+    assert history.rates("jobs") == (4.0, 4.0)
+    history.merge(update(5, [9.0], start=5))  # the queue was created anew: a new series
+    assert (trend := history.trend("jobs")) is not None and trend.depth == (9.0,)
+    history.merge(update(2, [7.0, 8.0]))  # a restarted gateway: everything it has
+    assert (trend := history.trend("jobs")) is not None and trend.depth == (7.0, 8.0)

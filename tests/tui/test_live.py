@@ -88,7 +88,7 @@ async def test_connection_lost_is_shown_and_clears_when_the_gateway_returns(
         await until(pilot, lambda: banner.region.height > 0, what="the banner on screen")
         assert cell(app, "jobs", "depth") == "0"  # the last figures stay, marked stale
 
-        # The restarted gateway has a new token in admin.json: the view follows it.
+        # The restarted gateway answers again (with the token it kept): the view follows.
         await off_loop(queue_gateway.process.start)
         await until(pilot, lambda: not banner.has_class("-lost"), timeout=15,
                     what="the banner to clear")
