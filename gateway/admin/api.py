@@ -51,7 +51,7 @@ class AdminApi:
         self._reload = reload
         self._bridges = bridges
         self._verified: dict[bytes, float] = {}
-        self.metrics = metrics.registry(broker)
+        self.metrics = metrics.Exposition(broker)
         settings = broker.config.admin
         self.history = History(settings.history_interval, settings.history,
                                settings.history_queues)
@@ -66,7 +66,7 @@ class AdminApi:
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/metrics" and request.method == "GET":
-            return Response(200, metrics.exposition(self.metrics), metrics.CONTENT_TYPE)
+            return Response(200, self.metrics.text(), metrics.CONTENT_TYPE)
         await self._authorise(request)
         if not request.path.startswith(PREFIX + "/"):
             raise HttpError(404, f"no such endpoint {request.path}")

@@ -8,6 +8,9 @@ gauge (`edgeq_clients_connected`, `edgeq_queue_depth`). Per-queue series carry a
 at most `admin.metrics_queues` queues get them (in the order they were created, so the
 configured ones first), which keeps a gateway with thousands of template instances from
 flooding Prometheus; `edgeq_metrics_queues_left_out` says how many were left out.
+
+prometheus_client (4 MB, 60 ms to import) is loaded by the first scrape, not at start-up: a
+gateway nobody scrapes does not carry it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from gateway.broker import sysstats
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
     from gateway.broker.server import Broker
 
 # The text format every Prometheus reads; edgeq's names need none of 1.0.0's escaping.
@@ -78,6 +80,8 @@ class BrokerCollector:
         self.broker = broker
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
         broker = self.broker
         for key, value in sysstats.snapshot(broker).items():
             if key == "version":
@@ -91,6 +95,8 @@ class BrokerCollector:
 
     def _limits(self) -> Iterator[Metric]:
         """What `storage.max_queues`, `max_instances` and `instance_expiry` apply to."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         limits = self.broker.engine.limits
         yield GaugeMetricFamily("edgeq_queues", "queues (template instances and dead-letter "
                                 "queues not counted)", value=limits.queues)
@@ -105,6 +111,8 @@ class BrokerCollector:
         yield refusals
 
     def _queues(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         stats = self.broker.engine.stats()
         cap = self.broker.config.admin.metrics_queues
         shown = stats[:cap]
@@ -123,12 +131,18 @@ class BrokerCollector:
             yield counter
 
 
-def registry(broker: Broker) -> CollectorRegistry:
-    """A registry of its own (not the process-wide default) holding the broker's collector."""
-    own = CollectorRegistry(auto_describe=False)
-    own.register(BrokerCollector(broker))
-    return own
+class Exposition:
+    """`GET /metrics` of one broker: a registry of its own (not the process-wide default)
+    holding the broker's collector, made at the first scrape."""
 
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._registry: CollectorRegistry | None = None
 
-def exposition(metrics: CollectorRegistry) -> bytes:
-    return generate_latest(metrics)
+    def text(self) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(BrokerCollector(self.broker))
+        return generate_latest(self._registry)
