@@ -51,7 +51,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml Makefile
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,device]'
+	$(BIN)/pip install -q -e '.[tui,appliance,device,test]'
 	@if pkg-config --exists libsystemd 2>/dev/null; then $(BIN)/pip install -q -e '.[systemd]'; fi
 	@touch $@
 

@@ -94,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _queue_option(create: argparse.ArgumentParser, field: msgspec.structs.FieldInfo) -> None:
     """`--max-messages VALUE`, with the config key's meaning, choices and default."""
-    from gateway.configdoc import DESCRIPTIONS
+    from gateway.configdoc import description
 
-    text = DESCRIPTIONS[f"queues.{field.name}"].replace("`", "").replace("%", "%%")
-    choices = list(typing.get_args(field.type)) if typing.get_origin(
-        field.type) is typing.Literal else None
+    text = description(QueueSpec, field.name).replace("`", "").replace("%", "%%")
+    kind = field.type
+    while typing.get_origin(kind) is typing.Annotated:  # the doc(...) and constraints
+        kind = typing.get_args(kind)[0]
+    choices = list(typing.get_args(kind)) if typing.get_origin(kind) is typing.Literal else None
     if isinstance(field.default, bool):
         choices = ["true", "false"]
     default = str(field.default).lower() if isinstance(field.default, bool) else field.default
@@ -114,8 +116,26 @@ def _admin_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default="var", help="the gateway's data directory")
 
 
+# the optional extra (pyproject.toml) that brings each package a command may miss
+EXTRAS = {"textual": "tui", "paho": "device", "esptool": "device", "mpremote": "device",
+          "gpiozero": "appliance", "systemd": "systemd"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args_list)
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]
+        if package not in EXTRAS:
+            raise
+        command = " ".join(args_list[:1])
+        print(f"edgeq: `edgeq {command}` needs {package}, which comes with the "
+              f"{EXTRAS[package]} extra: pip install 'edgeq[{EXTRAS[package]}]'", file=sys.stderr)
+        return 1
+
+
+def _main(args_list: list[str]) -> int:
     if args_list[:1] == ["passwd"]:
         from gateway.auth.passwd import passwd_main
 
@@ -250,10 +270,22 @@ _COLUMNS = ("name", "kind", "depth", "bytes", "consumers", "inflight", "in_rate"
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    table = [list(_COLUMNS)] + [[_cell(r.get(c)) for c in _COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    """A rich table without borders: aligned columns on a terminal, whole cells (never cut to
+    the width) when piped; cells are plain text, so a `[` in a queue name is no markup."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in _COLUMNS:
+        table.add_column(column, no_wrap=True, overflow="ignore",
+                         justify="left" if column in ("name", "kind") else "right")
+    for r in rows:
+        table.add_row(*(Text(_cell(r.get(c))) for c in _COLUMNS))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _cell(value: Any) -> str:

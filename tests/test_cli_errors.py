@@ -114,3 +114,17 @@ def test_device_send_to_a_wildcard_topic(gateway_factory: GatewayFactory,
     line = one_line_error(edgeq("device", "send", *args, "--port", str(gw.port)))
     assert line.startswith("edgeq device: error: ") and ("wildcard" in line
                                                          or "not a device id" in line), line
+
+
+@pytest.mark.parametrize(("package", "args", "extra"), [
+    ("textual", ["top", "--url", "http://127.0.0.1:1", "--token", "t"], "tui"),
+    ("paho", ["demo", "--duration", "1"], "device"),
+])
+def test_a_missing_extra_is_named_in_one_line(tmp_path: Path, package: str, args: list[str],
+                                              extra: str) -> None:
+    # The package is absent the way an uninstalled one is: its import finds nothing.
+    (tmp_path / "sitecustomize.py").write_text(f"import sys\nsys.modules[{package!r}] = None\n")
+    run = subprocess.run([str(EDGEQ), *args], capture_output=True, text=True, timeout=30,
+                         check=False, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    line = one_line_error(run)
+    assert f"pip install 'edgeq[{extra}]'" in line and package in line

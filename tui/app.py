@@ -9,6 +9,7 @@ keeps the last figures on screen; the next tick tries again. Nothing here blocks
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Label
 from gateway.admin.client import AdminClient
 from tui import fmt
 from tui.history import History
-from tui.model import DeadLetter, Snapshot
+from tui.model import DeadLetter, QueueRow, Snapshot
 from tui.screens.clients import ClientsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateQueueScreen
@@ -39,6 +40,7 @@ POLL_SECONDS = 1.0
 MAIN_VIEW_ACTIONS = {"open", "clients", "create", "purge", "delete", "filter", "sort",
                      "reverse", "hide_empty"}
 REQUEST_TIMEOUT = 2.0  # shorter than the admin client's default: a hung gateway shows up fast
+REFUSALS_BEFORE_EXIT = 5  # a restarting gateway may answer before it rewrote admin.json
 
 
 class TopApp(App[int]):
@@ -70,6 +72,8 @@ class TopApp(App[int]):
         self.snapshot: Snapshot | None = None
         self.lost: str | None = None  # why the last fetch failed; None while connected
         self.failures = 0
+        self.refusals = 0  # consecutive fetches refused with 401
+        self.refused: str | None = None  # why the app stopped: credentials no longer accepted
         self._polling = False
 
     def compose(self) -> ComposeResult:
@@ -108,25 +112,36 @@ class TopApp(App[int]):
     @work(thread=True, exit_on_error=False, group="poll")
     def _fetch(self) -> None:
         try:
-            result: Snapshot | str = self.source.fetch()
+            result: Snapshot | AdminError | str = self.source.fetch(self.history.taken)
         except AdminError as e:
-            result = str(e)
+            result = e
         except Exception as e:  # a malformed answer must not take the view down
             result = f"unexpected answer from the gateway: {e!r}"
         with contextlib.suppress(RuntimeError):  # the app is shutting down
             self.call_from_thread(self.apply, result)
 
-    def apply(self, result: Snapshot | str) -> None:
-        """Show a fetched snapshot, or the reason the fetch failed."""
+    def apply(self, result: Snapshot | AdminError | str) -> None:
+        """Show a fetched snapshot, or the reason the fetch failed. Credentials refused
+        again and again (a gateway restarted with another token that `admin.json` does not
+        give us) stop the app with the reason: retrying would never help."""
         self._polling = False
-        if isinstance(result, str):
+        self.refusals = self.refusals + 1 if isinstance(result, AdminError) and \
+            result.status == 401 else 0
+        if self.refusals >= REFUSALS_BEFORE_EXIT:
+            self.refused = str(result)
+            self.exit(return_code=1)
+            return
+        if notice := self.source.notice():
+            self.notify(notice, title="reconnected", markup=False)
+        if isinstance(result, AdminError | str):
             self.failures += 1
-            self.lost = result
+            self.lost = str(result)
         else:
             self.failures = 0
             self.lost = None
-            self.snapshot = result
-            self.history.record(result.queues)
+            self.history.merge(result.history)
+            self.snapshot = result = dataclasses.replace(
+                result, queues=tuple(self.with_sampled_rates(q) for q in result.queues))
             self.query_one(QueuesTable).show(result.queues, self.lag_alert)
             for screen in self.screen_stack:
                 for line in screen.query(StorageLine):
@@ -135,6 +150,15 @@ class TopApp(App[int]):
         self._show_connection()
         self.query_one(StatusLine).show(self.source.where, self.snapshot, self._alerts())
         self._refresh_screen()
+
+    def with_sampled_rates(self, row: QueueRow) -> QueueRow:
+        """`row` with in/s and out/s of the gateway's newest history sample: true averages
+        over its sampling interval (the gateway's own figures are 10 s moving averages, used
+        for a queue without history)."""
+        rates = self.history.rates(row.name)
+        if rates is None:
+            return row
+        return dataclasses.replace(row, in_rate=rates[0], out_rate=rates[1])
 
     def _show_connection(self) -> None:
         for screen in self.screen_stack:
@@ -160,8 +184,8 @@ class TopApp(App[int]):
         name = table.selected
         row = self.snapshot.queue(name) if self.snapshot and name else None
         alert = row is not None and table.is_alert(row)
-        self.query_one(Trend).show(row, self.history.depth(name or ""),
-                                   self.history.lag(name or ""), alert)
+        self.query_one(Trend).show(row, self.history.trend(name or ""), self.history.interval,
+                                   self.history.samples, alert)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "queues":
@@ -236,7 +260,8 @@ class TopApp(App[int]):
             self.open_messages(row.name)
         elif name is not None:
             self.push_screen(QueueScreen(name, self.source, self.confirm_purge,
-                                         self.confirm_delete, self.open_messages))
+                                         self.confirm_delete, self.open_messages,
+                                         self.with_sampled_rates))
 
     def open_messages(self, name: str) -> None:
         self.push_screen(MessagesScreen(name, self.source, self.confirm_replay,
@@ -345,6 +370,8 @@ def run_top(client: AdminClient, lag_alert: float = DEFAULT_LAG_ALERT,
     check_credentials(client)
     app = TopApp(AdminSource(client, rediscover), lag_alert=lag_alert)
     app.run()
+    if app.refused is not None:
+        raise AdminError(app.refused, 401)
     return app.return_code or 0
 
 

@@ -1,16 +1,28 @@
 """What the TUI shows, as frozen records built from the admin API's JSON.
 
-The parsers are lenient on purpose: a field the gateway does not send (an older or newer
-gateway) becomes zero or empty instead of an error, so the view keeps working. Nothing here
-does I/O.
+The JSON becomes records through `msgspec.convert`, leniently on purpose: a field the gateway
+does not send (an older gateway) takes its default, a field it adds (a newer one) is ignored,
+a number sent as a string is converted; so the view keeps working. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+def _convert(raw: Any, cls: type[T]) -> T:
+    """An admin API object as `cls` (a dataclass): absent and null fields take their
+    defaults (an anonymous client's `username` is null)."""
+    given = {k: v for k, v in raw.items() if v is not None} if isinstance(raw, dict) else {}
+    return msgspec.convert(given, cls, strict=False)
 
 
 def _int(raw: dict[str, Any], key: str) -> int:
@@ -66,15 +78,9 @@ class QueueRow:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> QueueRow:
-        ints = ("depth", "bytes", "consumers", "inflight", "lag_messages", "enqueued", "acked",
-                "redelivered", "dropped", "rejected", "replaced", "dead_lettered", "expired",
-                "nacked", "blocked", "key_errors", "oversize", "max_messages", "max_bytes")
-        floats = ("in_rate", "out_rate", "lag_seconds", "oldest_age")
-        values: dict[str, Any] = {k: _int(raw, k) for k in ints}
-        values.update({k: _float(raw, k) for k in floats})
-        return cls(name=_str(raw, "name") or _str(raw, "filter"), filter=_str(raw, "filter"),
-                   kind=_str(raw, "kind") or "standard", dispatch=_str(raw, "dispatch"),
-                   **values)
+        row = _convert(raw, cls)
+        return dataclasses.replace(row, name=row.name or row.filter,
+                                   kind=row.kind or "standard")
 
     @property
     def fill(self) -> float | None:
@@ -100,11 +106,7 @@ class ClientRow:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ClientRow:
-        return cls(client_id=_str(raw, "client_id"), peer=_str(raw, "peer"),
-                   username=_str(raw, "username"), protocol=_str(raw, "protocol"),
-                   listener=_str(raw, "listener"), keepalive=_int(raw, "keepalive"),
-                   connected_seconds=_float(raw, "connected_seconds"),
-                   inflight=_int(raw, "inflight"), queued=_int(raw, "queued"))
+        return _convert(raw, cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +122,7 @@ class ConsumerRow:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ConsumerRow:
-        qos = raw.get("qos")
-        return cls(client_id=_str(raw, "client_id"), inflight=_int(raw, "inflight"),
-                   acked=_int(raw, "acked"), qos=qos if isinstance(qos, int) else None,
-                   active=raw.get("active") is not False)
+        return _convert(raw, cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +184,11 @@ class Storage:
     memory_budget: int = 0
     memory_full: bool = False
     producers_paused: int = 0
-    store_error: str = ""
+    store_error: str = ""  # the last commit's failure; empty while commits succeed
 
     @classmethod
     def parse(cls, raw: Any) -> Storage:
-        raw = raw if isinstance(raw, dict) else {}
-        ints = ("database_bytes", "wal_bytes", "disk_free", "min_free_bytes", "memory_in_use",
-                "memory_budget", "producers_paused")
-        return cls(disk_full=raw.get("disk_full") is True,
-                   memory_full=raw.get("memory_full") is True,
-                   store_error=_str(raw, "store_error"), **{k: _int(raw, k) for k in ints})
+        return _convert(raw, cls)
 
     @property
     def trouble(self) -> bool:
@@ -245,13 +239,43 @@ class Snapshot:
     clients: tuple[ClientRow, ...] = ()
     broker: dict[str, Any] = field(default_factory=dict)
     storage: Storage = field(default_factory=Storage)
+    history: HistoryUpdate | None = None
 
     @classmethod
-    def parse(cls, queues: Any, clients: Any, broker: Any, storage: Any = None) -> Snapshot:
+    def parse(cls, queues: Any, clients: Any, broker: Any, storage: Any = None,
+              history: Any = None) -> Snapshot:
         return cls(queues=tuple(QueueRow.parse(q) for q in _dicts(queues)),
                    clients=tuple(ClientRow.parse(c) for c in _dicts(clients)),
                    broker=broker if isinstance(broker, dict) else {},
-                   storage=Storage.parse(storage))
+                   storage=Storage.parse(storage), history=HistoryUpdate.parse(history))
 
     def queue(self, name: str) -> QueueRow | None:
         return next((q for q in self.queues if q.name == name), None)
+
+
+class QueueTrend(msgspec.Struct, frozen=True):
+    """One queue's sampled series, oldest first, ending at the newest sample; `start` is the
+    number of the sample it began with (a series with another `start` is another series)."""
+
+    start: int = 0
+    depth: tuple[float, ...] = ()
+    lag_messages: tuple[float, ...] = ()
+    lag_seconds: tuple[float, ...] = ()
+    in_rate: tuple[float, ...] = ()
+    out_rate: tuple[float, ...] = ()
+
+
+class HistoryUpdate(msgspec.Struct, frozen=True):
+    """`GET /history?since=N`: the samples after number N; `ages` says how long ago each was
+    taken; the rates of a sample are averages over the `interval` before it."""
+
+    interval: float = 5.0
+    window: float = 900.0
+    taken: int = 0
+    ages: tuple[float, ...] = ()
+    queues: dict[str, QueueTrend] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any) -> HistoryUpdate | None:
+        """None for a gateway that keeps no history (an older one, or `admin.history = 0`)."""
+        return None if raw is None else msgspec.convert(raw, cls)

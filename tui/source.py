@@ -26,7 +26,9 @@ class DataSource(Protocol):
         """The gateway's address, for the title bar."""
         ...
 
-    def fetch(self) -> Snapshot: ...
+    def fetch(self, since: int) -> Snapshot:
+        """The figures of now, with the history samples taken after number `since`."""
+        ...
 
     def messages(self, name: str, limit: int) -> list[DeadLetter]:
         """The oldest `limit` ready messages of a queue (a dead-letter queue's: dead letters)."""
@@ -48,6 +50,10 @@ class DataSource(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def notice(self) -> str | None:
+        """What changed about the connection since the last call (a new token), if anything."""
+        ...
+
 
 class AdminSource:
     """A `DataSource` over `AdminClient` (HTTP + bearer token).
@@ -61,14 +67,15 @@ class AdminSource:
                  rediscover: Callable[[], AdminClient] | None = None) -> None:
         self.client = client
         self.rediscover = rediscover
+        self._notice: str | None = None
 
     @property
     def where(self) -> str:
         return self.client.url
 
-    def fetch(self) -> Snapshot:
+    def fetch(self, since: int) -> Snapshot:
         return self._call(lambda c: Snapshot.parse(c.queues(), c.clients(), c.stats(),
-                                                   c.storage()))
+                                                   c.storage(), _history(c, since)))
 
     def messages(self, name: str, limit: int) -> list[DeadLetter]:
         return self._call(lambda c: [DeadLetter.parse(m) for m in c.peek(name, limit)])
@@ -93,15 +100,25 @@ class AdminSource:
     def delete(self, name: str) -> None:
         self._call(lambda c: c.delete(name))
 
+    def notice(self) -> str | None:
+        notice, self._notice = self._notice, None
+        return notice
+
     def _call(self, request: Callable[[AdminClient], T]) -> T:
         try:
             return request(self.client)
-        except AdminError:
+        except AdminError as e:
             fresh = self._fresh_client()
             if fresh is None:
+                if e.status == 401:
+                    raise AdminError(_refused(self.client), 401) from None
                 raise
-        self.client = fresh
-        return request(fresh)
+        old, self.client = self.client, fresh
+        answer = request(fresh)
+        if fresh.token != old.token:
+            where = fresh.found_in or "admin.json"
+            self._notice = f"the gateway has a new admin token; now using the one in {where}"
+        return answer
 
     def _fresh_client(self) -> AdminClient | None:
         """A client with a different URL or token than the current one, if there is one."""
@@ -115,3 +132,26 @@ class AdminSource:
             return None
         fresh.timeout = self.client.timeout
         return fresh
+
+
+def _refused(client: AdminClient) -> str:
+    """Why the gateway answers 401 to credentials that worked, and what to do."""
+    if client.authorization.startswith("Basic"):
+        fix = "check the user (it must be in admin.users) and its password"
+    elif client.found_in is not None:
+        fix = (f"the token in {client.found_in} is not the gateway's (is it another gateway's "
+               "data directory?)")
+    else:
+        fix = ("it restarted with another token? pass the new one with --token, or start top "
+               "with --data-dir to follow admin.json")
+    return f"the gateway at {client.url} refuses the admin credentials: {fix}"
+
+
+def _history(client: AdminClient, since: int) -> dict[str, Any] | None:
+    """The history samples after `since`; None from a gateway that serves none (404)."""
+    try:
+        return client.history(since)
+    except AdminError as e:
+        if e.status == 404:
+            return None
+        raise

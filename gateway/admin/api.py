@@ -7,6 +7,7 @@ so that an operator in that group runs `edgeq top` without sudo).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,18 +23,16 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from gateway.admin import http
+from gateway.admin import http, metrics
 from gateway.admin.endpoint import CONNECTION_FILE, PREFIX
+from gateway.admin.history import History, sample_every
 from gateway.admin.http import HttpError, Request, Response
-from gateway.admin.metrics import prometheus_text
 from gateway.broker import login, sysstats
 from gateway.config import ConfigError, queue_spec, split_address
 from gateway.queues.model import QueueError, QueueStats
 from gateway.store.db import DB_NAME
 
 if TYPE_CHECKING:
-    import asyncio
-
     from gateway.broker.server import Broker
     from gateway.queues.engine import QueueEngine
 
@@ -52,11 +51,22 @@ class AdminApi:
         self._reload = reload
         self._bridges = bridges
         self._verified: dict[bytes, float] = {}
+        self.metrics = metrics.Exposition(broker)
+        settings = broker.config.admin
+        self.history = History(settings.history_interval, settings.history,
+                               settings.history_queues)
+        self._sampler: asyncio.Task[None] | None = None
+
+    def start_sampling(self) -> None:
+        """Sample the queues for `GET /history` from now on (none when `admin.history` is
+        shorter than one interval)."""
+        if self.history.samples > 0:
+            self._sampler = asyncio.get_running_loop().create_task(
+                sample_every(self.history, self.broker.engine.stats, time.monotonic))
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/metrics" and request.method == "GET":
-            return Response(200, prometheus_text(self.broker).encode(),
-                            "text/plain; version=0.0.4")
+            return Response(200, self.metrics.text(), metrics.CONTENT_TYPE)
         await self._authorise(request)
         if not request.path.startswith(PREFIX + "/"):
             raise HttpError(404, f"no such endpoint {request.path}")
@@ -116,6 +126,10 @@ class AdminApi:
                 return Response.json(self._bridges())
             case "GET", ["storage"]:
                 return Response.json(storage(self.broker))
+            case "GET", ["history"]:
+                queue = parse_qs(request.query).get("queue", [None])[-1]
+                return Response.json(self.history.describe(
+                    time.monotonic(), _number(request.query, "since", 0), queue))
             case "GET", ["queues"]:
                 return Response.json([_with_limits(engine, s) for s in engine.stats()])
             case "POST", ["queues"]:
@@ -224,6 +238,7 @@ async def start(broker: Broker, reload: Callable[[], Awaitable[str]],
     data_dir = Path(broker.config.data_dir)
     token = settings.token or _previous_token(data_dir) or _new_token()
     api = AdminApi(broker, token, reload, bridges)
+    api.start_sampling()
     host, port = split_address(settings.listen)
     try:
         server = await http.serve(host, port, api.handle,

@@ -120,6 +120,12 @@ class AdminClient:
         """The store's health: file sizes, free disk, memory, paused producers, errors."""
         return self.request("GET", "storage")  # type: ignore[no-any-return]
 
+    def history(self, since: int = 0, queue: str | None = None) -> dict[str, Any]:
+        """The samples after number `since` of every queue (or of `queue`): see
+        `gateway.admin.history`."""
+        query = f"since={since}" + ("" if queue is None else f"&queue={quote(queue, safe='')}")
+        return self.request("GET", f"history?{query}")  # type: ignore[no-any-return]
+
     def stats(self) -> dict[str, Any]:
         return self.request("GET", "stats")  # type: ignore[no-any-return]
 

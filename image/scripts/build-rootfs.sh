@@ -88,7 +88,7 @@ install_edgeq() {
   cp "$wheels"/*.whl "$target/tmp/edgeq-wheels/"
   in_chroot "$target" python3 -m venv --system-site-packages "$VENV"
   in_chroot "$target" "$VENV/bin/pip" install --no-index --no-cache-dir \
-    --find-links /tmp/edgeq-wheels edgeq lgpio
+    --find-links /tmp/edgeq-wheels "edgeq[tui,appliance]" paho-mqtt lgpio
   # The wheel is built from the working tree: refuse a half-edited one rather than ship it.
   in_chroot "$target" "$VENV/bin/python" -c "$COMPILE_CHECK" \
     || die "edgeq's installed sources do not compile (see above)"

@@ -34,7 +34,7 @@ write_lock() {
   local repo=$1 lock=$2 python=$3 tmp
   tmp=$(mktemp -d)
   build_edgeq_wheel "$repo" "$tmp/edgeq" "$python"
-  pip_download "$python" --dest "$tmp/deps" --find-links "$tmp/edgeq" edgeq "${EXTRA[@]}"
+  pip_download "$python" --dest "$tmp/deps" --find-links "$tmp/edgeq" "edgeq[tui,appliance]" paho-mqtt "${EXTRA[@]}"
   {
     echo "# aarch64 wheels of the image (image/scripts/fetch-wheels.sh --lock rewrites this)."
     find "$tmp/deps" -name '*.whl' ! -name 'edgeq-*' -printf '%f\n' \
@@ -52,7 +52,7 @@ fetch() {
   # The lock constrains versions; a dependency added to pyproject.toml since the lock was
   # written is still resolved (and reported), so the image builds while the lock catches up.
   pip_download "$python" --dest "$dest" --find-links "$dest" --constraint "$lock" \
-    edgeq "${EXTRA[@]}"
+    "edgeq[tui,appliance]" paho-mqtt "${EXTRA[@]}"
   report_unlocked "$dest" "$lock"
   log "wheels: $(find "$dest" -name '*.whl' | wc -l) in $dest"
 }

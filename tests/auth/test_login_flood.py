@@ -97,8 +97,8 @@ def test_failed_logins_are_counted_in_prometheus(tmp_path: Path,
     url = (gw.data_dir / "admin.json").read_text().split('"url": "')[1].split('"')[0]
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         metrics = response.read().decode()
-    assert "edgeq_logins_failed 5\n" in metrics, metrics
-    assert "edgeq_logins_throttled 2\n" in metrics
+    assert "edgeq_logins_failed_total 5.0\n" in metrics, metrics
+    assert "edgeq_logins_throttled_total 2.0\n" in metrics
 
 
 def test_a_fleet_logging_in_at_once_with_one_user_is_never_busy(

@@ -102,7 +102,7 @@ def test_at_the_cap_drop_oldest_keeps_the_newest_and_logs_once(
     publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(150)))
     assert collect(gw.port, tag, 100) == [b"%d" % i for i in range(50, 150)]
     assert gw.log().count("backlog at its cap") == 1
-    assert metric(gw, "edgeq_sessions_dropped") == 50
+    assert metric(gw, "edgeq_sessions_dropped_total") == 50
 
 
 def test_at_the_cap_drop_new_keeps_the_oldest(gateway_factory: GatewayFactory,
@@ -112,7 +112,7 @@ def test_at_the_cap_drop_new_keeps_the_oldest(gateway_factory: GatewayFactory,
     publish_many(gw.port, ((f"{tag}/t", b"%d" % i) for i in range(150)))
     assert collect(gw.port, tag, 100) == [b"%d" % i for i in range(100)]
     assert gw.log().count("backlog at its cap") == 1
-    assert metric(gw, "edgeq_sessions_dropped") == 50
+    assert metric(gw, "edgeq_sessions_dropped_total") == 50
     assert rows(gw, "SELECT count(*) FROM session_messages") == 0
 
 

@@ -41,7 +41,7 @@ def test_a_311_persistent_session_expires_and_frees_its_rows(gateway_factory: Ga
     gw = gateway_factory(SHORT)
     owe_one_message(gw, tag, MQTT_311)
     assert stored_rows(gw, tag) == 3
-    wait_until(lambda: "clients_expired 1" in Admin(gw).metrics(), 5.0, "the expiry count")
+    wait_until(lambda: "clients_expired_total 1.0" in Admin(gw).metrics(), 5.0, "the expiry count")
     wait_until(lambda: stored_rows(gw, tag) == 0, 5.0, "the expired session's rows to go")
     with RawClient(gw.port, MQTT_311) as back:
         assert back.connect(tag, clean_start=False).session_present is False

@@ -27,7 +27,7 @@ def test_subscriptions_beyond_the_limit_get_quota_exceeded(gateway_factory: Gate
     with connected(gw.port, f"{tag}-311", MQTT_311) as old:
         assert old.subscribe("a", "b", "c", "d", qos=1).reason_codes == [1, 1, 1, 0x80]
     assert "subscription refused" in gw.log()
-    assert "edgeq_limits_subscriptions_refused 2" in Admin(gw).metrics()
+    assert "edgeq_limits_subscriptions_refused_total 2.0" in Admin(gw).metrics()
 
 
 def test_connections_beyond_the_limit_per_user_are_refused(gateway_factory: GatewayFactory,
@@ -45,7 +45,7 @@ def test_connections_beyond_the_limit_per_user_are_refused(gateway_factory: Gate
         with connected(gw.port, f"{tag}-3", username="other"):
             pass
     assert "connection refused: user site" in gw.log()
-    assert "edgeq_limits_connections_refused 2" in Admin(gw).metrics()
+    assert "edgeq_limits_connections_refused_total 2.0" in Admin(gw).metrics()
 
 
 def test_messages_in_flight_per_client_are_capped(gateway_factory: GatewayFactory,

@@ -274,10 +274,10 @@ def test_metrics_are_prometheus_text_with_a_series_per_queue(
     for name in ("depth", "consumers", "inflight", "lag_messages", "lag_seconds",
                  "enqueued_total", "dropped_total", "replaced_total", "dead_lettered_total"):
         assert f"edgeq_queue_{name}" in families, name
-    assert 'edgeq_queue_depth{queue="jobs"} 2\n' in text
-    assert 'edgeq_queue_enqueued_total{queue="jobs"} 2\n' in text
-    assert 'edgeq_queue_depth{queue="say/\\"hi\\""} 1\n' in text
-    assert 'edgeq_queue_depth{queue="lights/+/commands"} 0\n' in text
+    assert 'edgeq_queue_depth{queue="jobs"} 2.0\n' in text
+    assert 'edgeq_queue_enqueued_total{queue="jobs"} 2.0\n' in text
+    assert 'edgeq_queue_depth{queue="say/\\"hi\\""} 1.0\n' in text
+    assert 'edgeq_queue_depth{queue="lights/+/commands"} 0.0\n' in text
 
 
 def test_the_cli_talks_to_a_remote_gateway_with_url_and_token(

@@ -54,7 +54,34 @@ def frame(i: int) -> Snapshot:
             ("ocr-1", "worker", "5.0", 4), ("ocr-2", "worker", "5.0", 4),
             ("ocr-3", "worker", "5.0", 4), ("sensor-hub", "", "5.0", 100)])]
     broker = {"uptime": 3723 + i, "queues/backlog": images + 2 + 2 + 2000 - 40 * i}
-    return Snapshot.parse(queues, clients, broker, STORAGE)
+    return Snapshot.parse(queues, clients, broker, STORAGE, history(i))
+
+
+SAMPLED = 120  # the gateway had sampled ten minutes (at 5 s) when top attached
+
+
+def history(i: int) -> dict[str, Any]:
+    """The served history at frame `i`: all of it at the first fetch, then one new sample per
+    frame (the real gateway samples every 5 s; the frames are faster, nothing depends on it)."""
+    taken = SAMPLED + i
+    fresh = range(1, taken + 1) if i == 0 else [taken]
+
+    def swell(n: int) -> float:
+        return max(0.0, math.sin(n / SAMPLED * math.pi * 3))
+
+    images = {"start": 1, "depth": [int(12 + 180 * swell(n)) for n in fresh],
+              "lag_messages": [int(180 * swell(n)) for n in fresh],
+              "lag_seconds": [round(2 + 20 * swell(n), 1) for n in fresh],
+              "in_rate": [round(6 + 2 * swell(n), 1) for n in fresh],
+              "out_rate": [5.9 for _ in fresh]}
+    telemetry = {"start": 61, "depth": [1400 + 10 * (135 - n) for n in fresh if n >= 61],
+                 "lag_messages": [1390 + 10 * (135 - n) for n in fresh if n >= 61],
+                 "lag_seconds": [20.0 + n / 4 for n in fresh if n >= 61],
+                 "in_rate": [41.0 for n in fresh if n >= 61],
+                 "out_rate": [60.0 for n in fresh if n >= 61]}
+    return {"interval": 5.0, "window": 900.0, "taken": taken,
+            "ages": [5.0 * (taken - n) + 1.0 for n in fresh],
+            "queues": {"images/+": images, "telemetry": telemetry}}
 
 
 STORAGE = {"database_bytes": 48 << 20, "wal_bytes": 3 << 20, "disk_free": 5 << 30,
@@ -105,7 +132,7 @@ class FixedSource:
         self.fail_after = fail_after
         self.storage = storage  # other storage figures than STORAGE
 
-    def fetch(self) -> Snapshot:
+    def fetch(self, since: int) -> Snapshot:
         self.fetches += 1
         if self.fail_after is not None and self.fetches > self.fail_after:
             raise AdminError(f"cannot reach the gateway at {self.where}: "
@@ -136,6 +163,9 @@ class FixedSource:
 
     def delete(self, name: str) -> None:
         raise AdminError("the fixed source performs no actions")
+
+    def notice(self) -> str | None:
+        return None
 
 
 def _as_dict(stats: Any) -> dict[str, Any]:

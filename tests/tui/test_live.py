@@ -88,7 +88,7 @@ async def test_connection_lost_is_shown_and_clears_when_the_gateway_returns(
         await until(pilot, lambda: banner.region.height > 0, what="the banner on screen")
         assert cell(app, "jobs", "depth") == "0"  # the last figures stay, marked stale
 
-        # The restarted gateway has a new token in admin.json: the view follows it.
+        # The restarted gateway answers again (with the token it kept): the view follows.
         await off_loop(queue_gateway.process.start)
         await until(pilot, lambda: not banner.has_class("-lost"), timeout=15,
                     what="the banner to clear")
@@ -146,12 +146,18 @@ async def test_details_show_consumers_with_in_flight_and_acked(queue_gateway: Ga
             assert isinstance(app.screen, QueueScreen)
             table = app.screen.query_one(ConsumersTable)
             await until(pilot, lambda: table.row_count == 1, what="the consumer")
-            assert [str(c).strip() for c in table.get_row_at(0)] == ["worker-1", "1", "3", "0"]
+            assert [str(c).strip() for c in table.get_row_at(0)][:4] == ["worker-1", "1", "3",
+                                                                          "0"]
 
             for _ in range(2):  # the worker finishes two jobs
                 worker.ack(received.get(timeout=5), 1)
-            await until(pilot, lambda: [str(c).strip() for c in table.get_row_at(0)][2:]
+            await until(pilot, lambda: [str(c).strip() for c in table.get_row_at(0)][2:4]
                         == ["1", "2"], what="1 in flight, 2 acked")
+            # Its rate: the two acknowledgements over the seconds the screen has watched.
+            rate = str(table.get_row_at(0)[4]).strip()
+            assert rate != "…" and float(rate) > 0
+            assert "acked/s: mean over the last 10s" in str(
+                app.screen.query_one("#consumers-title").render())
 
             await pilot.press("escape", "c")
             assert isinstance(app.screen, ClientsScreen)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import deque
 from collections.abc import Callable
 
 from textual import work
@@ -20,6 +22,7 @@ from tui.widgets.status import Banner, StorageLine
 
 COUNTERS = ("enqueued", "acked", "redelivered", "dropped", "rejected", "replaced",
             "dead_lettered", "expired", "nacked", "blocked", "key_errors", "oversize")
+RATE_WINDOW = 10.0  # seconds of refreshes a consumer's acked/s is the mean over
 SETTINGS = (("last_value_key", "key"), ("template", "template"), ("overflow", "when full"),
             ("max_messages", "max"), ("max_inflight", "window"), ("max_deliveries", "tries"))
 
@@ -56,7 +59,7 @@ def _fill(q: QueueRow) -> str:
 class ConsumersTable(CompactTable):
     COLUMNS = (Col("client_id", "consumer (client id)", least=16, most=40),
                Col("qos", "QoS", 3, right=True), Col("inflight", "in flight", 9, right=True),
-               Col("acked", "acked", 9, right=True))
+               Col("acked", "acked", 9, right=True), Col("rate", "acked/s", 7, right=True))
 
 
 class DeadLettersTable(CompactTable):
@@ -79,8 +82,11 @@ class QueueScreen(Screen[None]):
                 Binding("question_mark", "app.help", "help"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, name: str, source: DataSource, purge: Callable[[str], None],
-                 delete: Callable[[str], None], messages: Callable[[str], None]) -> None:
+                 delete: Callable[[str], None], messages: Callable[[str], None],
+                 sampled: Callable[[QueueRow], QueueRow] | None = None) -> None:
+        """`sampled` gives a queue's figures the rates the main table shows."""
         super().__init__()
+        self._sampled = sampled
         self.queue_name = name
         self.source = source
         self._purge = purge
@@ -88,6 +94,7 @@ class QueueScreen(Screen[None]):
         self._messages = messages
         self._busy = False
         self.detail: QueueDetail | None = None
+        self._acked: dict[str, deque[tuple[float, int]]] = {}  # per consumer: (when, acked)
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
@@ -150,17 +157,35 @@ class QueueScreen(Screen[None]):
 
     def show(self, detail: QueueDetail) -> None:
         self.detail = detail
-        self.query_one("#queue-summary", Static).update(describe(detail.stats, detail.settings))
+        stats = self._sampled(detail.stats) if self._sampled else detail.stats
+        self.query_one("#queue-summary", Static).update(describe(stats, detail.settings))
         self._show_consumers(detail)
         self._show_dead_letters(detail)
 
     def _show_consumers(self, detail: QueueDetail) -> None:
+        now = time.monotonic()
+        rates = {c.client_id: self._rate(c.client_id, c.acked, now) for c in detail.consumers}
+        self._acked = {c.client_id: self._acked[c.client_id] for c in detail.consumers}
         self.query_one("#consumers-title", Label).update(
-            f"Consumers ({len(detail.consumers)})")
+            f"Consumers ({len(detail.consumers)}) · acked/s: mean over the last "
+            f"{fmt.seconds(RATE_WINDOW)} (… until two refreshes)")
         self.query_one(ConsumersTable).set_rows([
             Row(str(i), (c.client_id if c.active else f"{c.client_id} (leaving)",
-                         "" if c.qos is None else str(c.qos), str(c.inflight), str(c.acked)))
+                         "" if c.qos is None else str(c.qos), str(c.inflight), str(c.acked),
+                         rates[c.client_id]))
             for i, c in enumerate(sorted(detail.consumers, key=lambda c: c.client_id))])
+
+    def _rate(self, client_id: str, acked: int, now: float) -> str:
+        """Messages the consumer acknowledged per second since the oldest refresh of the
+        last `RATE_WINDOW` seconds: a true mean, counted from its total."""
+        seen = self._acked.setdefault(client_id, deque())
+        if seen and acked < seen[-1][1]:  # another consumer by the same client id
+            seen.clear()
+        seen.append((now, acked))
+        while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
+            seen.popleft()
+        then, before = seen[0]
+        return fmt.rate((acked - before) / (now - then)) if now > then else "…"
 
     def _show_dead_letters(self, detail: QueueDetail) -> None:
         if detail.dead_letter_queue:

@@ -29,7 +29,8 @@ HELP = """\
   depth   messages stored (ready + in flight) · bytes their size
   fill    of the tighter limit, max_messages or max_bytes
   cons    consumers online · infl sent, not yet acknowledged
-  in/s    enqueued per second · out/s acknowledged per second
+  in/s    enqueued per second · out/s acknowledged per second: means
+          over the gateway's last history interval (5 s by default)
   lag     ready messages not yet delivered to any consumer
   lag s   age of the oldest unacknowledged message
   oldest  age of the oldest message waiting for (re)delivery
@@ -37,6 +38,8 @@ HELP = """\
   nack    rejected by a consumer or refused by reject_new
   dead    moved to the dead-letter queue since start
   (blkd, nack and bytes need a wide terminal; details show them all)
+[b]Trend[/b]  depth, in/s and lag of the selected queue over the gateway's
+  history window (15 min by default; blank: not sampled yet)
 [b]Dead letters[/b]  reason: max_deliveries, packet_too_large or expired;
   tries: deliveries in the queue it died in (x-death-deliveries)
 [b]Alerts[/b]
