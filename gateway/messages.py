@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.mqtt.properties import Properties
+from gateway.mqtt.properties import Properties, forwarded
 
 MESSAGE_OVERHEAD = 200  # bytes of RAM one held message costs beyond `Message.size`
 _PAIR_OVERHEAD = 170  # a user property: its tuple, two str objects and a list slot
 _VALUE_OVERHEAD = 50  # a str or bytes property value: its object header
 _PROPS_OVERHEAD = 64  # the property dict itself
-
-_PER_HOP = ("topic_alias", "subscription_identifier", "message_expiry_interval",
-            "will_delay_interval")
 
 
 @dataclass(slots=True)
@@ -55,11 +52,15 @@ class Message:
             object.__setattr__(self, "size", message_size(self.topic, self.payload,
                                                           self.properties))
 
-    def remaining_expiry(self, now: float) -> int | None:
-        """Seconds of message expiry left (5.0 §3.3.2.3.3), or None without expiry."""
-        if self.expires_at is None:
-            return None
-        return max(0, int(self.expires_at - now + 0.999))
+    def properties_at(self, now: float) -> Properties:
+        """The 5.0 properties the message is sent on with, to a client or an upstream broker
+        alike: those it was published with (`properties.FORWARDED`, kept by `received`) and
+        the message expiry it has left, at least a second (5.0 §3.3.2.3.3). A new dict: the
+        sender adds its per-hop properties."""
+        props: Properties = {**self.properties}
+        if self.expires_at is not None:
+            props["message_expiry_interval"] = max(1, int(self.expires_at - now + 0.999))
+        return props
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -88,16 +89,14 @@ def properties_size(properties: Properties) -> int:
 
 def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
              client_id: str, now: float) -> Message:
-    """The message a PUBLISH (or a will) carries: per-hop properties dropped, the 5.0 message
-    expiry interval turned into a deadline."""
+    """The message a PUBLISH (or a will) carries: the properties that travel with it
+    (`properties.forwarded`), the 5.0 message expiry interval turned into a deadline."""
     expires_at = None
     if properties:
         expiry = properties.get("message_expiry_interval")
         if expiry is not None:
             expires_at = now + expiry
-        if any(k in properties for k in _PER_HOP):
-            properties = {k: v for k, v in properties.items()  # type: ignore[assignment]
-                          if k not in _PER_HOP}
+        properties = forwarded(properties)
     size = len(topic) + len(payload)
     if properties:
         size += properties_size(properties)
