@@ -43,7 +43,6 @@ class Outgoing:
     token: int = 0
     queue: str = ""
     dup: bool = False
-    released: bool = False
 
 
 # An owed delivery read back from the store: row id, message, QoS, retain, subscription ids.

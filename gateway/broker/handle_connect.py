@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.broker import login
 from gateway.mqtt.packets import MQTT_5, Connack, Connect
@@ -68,15 +68,18 @@ def _authenticated(conn: Connection, p: Connect, client_id: str, assigned: bool,
     if broker.limits.connection_refused(broker, p.username, client_id):
         _refuse(conn, Reason.QUOTA_EXCEEDED, "too many connections for this user")
         return
-    _negotiate(conn, p)
+    limits = _negotiate(conn, p)
     conn.client_id = client_id
     conn.username = p.username
     conn.reader = broker.access.reader(p.username, client_id)
     expiry = _session_expiry(conn, p)
     session_present = broker.attach(conn, client_id, p.clean_start, expiry, p.will, p.username)
-    conn.send_packet(Connack(0, session_present, _connack_props(conn, p, assigned, expiry)))
-    assert conn.session is not None
-    broker.session_started(conn.session)
+    session = conn.session
+    assert session is not None
+    session.mqtt.connect(conn.version, **limits)
+    conn.send_packet(Connack(0, session_present,
+                             _connack_props(conn, p, assigned, expiry, session.mqtt.keepalive)))
+    broker.session_started(session)
 
 
 def _client_id(conn: Connection, p: Connect) -> tuple[str, bool]:
@@ -112,21 +115,24 @@ def _check_will(conn: Connection, p: Connect, client_id: str) -> int:
     return conn.broker.access.publish_reason(p.username, client_id, will.topic)
 
 
-def _negotiate(conn: Connection, p: Connect) -> None:
-    """The limits the client asked for: receive maximum, packet size, topic aliases."""
+def _negotiate(conn: Connection, p: Connect) -> dict[str, Any]:
+    """The limits of this connection (`MqttSession.connect`): what the client asked for
+    (receive maximum, packet size, topic aliases, keepalive) within the broker's settings."""
     props = p.properties
+    settings = conn.broker.config.mqtt
     receive_maximum = props.get("receive_maximum", 65535)
     max_packet = props.get("maximum_packet_size", 268_435_460)
     if receive_maximum == 0 or max_packet == 0:
         raise protocol_error("receive maximum and maximum packet size must not be 0")
-    conn.receive_maximum = min(receive_maximum, conn.broker.config.mqtt.max_inflight_messages)
-    conn.max_packet_out = max_packet
-    conn.alias_max_out = props.get("topic_alias_maximum", 0)
-    conn.problem_info = props.get("request_problem_information", 1) == 1
-    conn.keepalive = p.keepalive
-    limit = conn.broker.config.mqtt.max_keepalive
-    if limit and (p.keepalive == 0 or p.keepalive > limit):
-        conn.keepalive = limit
+    keepalive = p.keepalive
+    if settings.max_keepalive and (keepalive == 0 or keepalive > settings.max_keepalive):
+        keepalive = settings.max_keepalive
+    return {"keepalive": keepalive, "receive_maximum": settings.receive_maximum,
+            "send_maximum": min(receive_maximum, settings.max_inflight_messages),
+            "max_packet_out": max_packet, "alias_maximum": settings.topic_alias_maximum,
+            "alias_maximum_out": props.get("topic_alias_maximum", 0),
+            "max_qos": settings.max_qos, "retain_available": settings.retain_available,
+            "problem_info": props.get("request_problem_information", 1) == 1}
 
 
 def _session_expiry(conn: Connection, p: Connect) -> int:
@@ -138,7 +144,8 @@ def _session_expiry(conn: Connection, p: Connect) -> int:
     return min(p.properties.get("session_expiry_interval", 0), settings.max_session_expiry)
 
 
-def _connack_props(conn: Connection, p: Connect, assigned: bool, expiry: int) -> Properties:
+def _connack_props(conn: Connection, p: Connect, assigned: bool, expiry: int,
+                   keepalive: int) -> Properties:
     if conn.version != MQTT_5:
         return {}
     settings = conn.broker.config.mqtt
@@ -156,8 +163,8 @@ def _connack_props(conn: Connection, p: Connect, assigned: bool, expiry: int) ->
         props["retain_available"] = 0
     if assigned:
         props["assigned_client_identifier"] = conn.client_id
-    if conn.keepalive != p.keepalive:
-        props["server_keep_alive"] = conn.keepalive
+    if keepalive != p.keepalive:
+        props["server_keep_alive"] = keepalive
     if expiry != p.properties.get("session_expiry_interval", 0):
         props["session_expiry_interval"] = expiry
     if p.properties.get("request_response_information") == 1:

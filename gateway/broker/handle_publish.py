@@ -1,6 +1,10 @@
 """PUBLISH in both directions: the inbound QoS 0/1/2 flows and the acknowledgements of outbound
 messages (PUBACK, PUBREC, PUBREL, PUBCOMP).
 
+The protocol state of both directions (packet ids, QoS 2 exchanges, receive maximum, topic
+aliases) is the session's `MqttSession` (`gateway.mqtt.session`, shared with the bridge's
+client); these handlers add what is the broker's: authorization, routing, the store.
+
 Inbound QoS 2 uses method B of the specification: the message is routed when the PUBLISH
 arrives and its packet id is remembered until PUBREL, so a duplicate PUBLISH is acknowledged
 but not routed twice. A producer's PUBACK/PUBREC is sent only after everything the message
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from gateway.messages import received
 from gateway.mqtt.packets import MQTT_5, PubAck, PubComp, Publish, PubRec, PubRel
-from gateway.mqtt.reasons import MQTTError, Reason, protocol_error
+from gateway.mqtt.reasons import Reason
 
 if TYPE_CHECKING:
     from gateway.broker.connection import Connection
@@ -31,26 +35,19 @@ def handle_publish(conn: Connection, p: Publish) -> None:
         conn.push_front(p)
         broker.pause_producer(conn)
         return
-    topic = _resolve_topic(conn, p)
-    settings = broker.config.mqtt
-    if p.qos > settings.max_qos:
-        raise MQTTError(Reason.QOS_NOT_SUPPORTED, f"QoS {p.qos} is not supported")
-    if p.retain and not settings.retain_available:
-        raise MQTTError(Reason.RETAIN_NOT_SUPPORTED, "retained messages are disabled")
-    if p.qos == 2 and p.packet_id in session.incoming_qos2:
+    mqtt = session.mqtt
+    topic = mqtt.receive(p)
+    if topic is None:  # a QoS 2 PUBLISH sent again before PUBREL: answered, not routed twice
         conn.send_packet(PubRec(p.packet_id))
         return
-    if (p.qos and not p.dup and conn.version == MQTT_5
-            and conn.inbound_unacked >= settings.receive_maximum):
-        raise MQTTError(Reason.RECEIVE_MAXIMUM_EXCEEDED, "too many unacknowledged QoS 1/2")
     broker.stats.messages_received += 1
     refused = broker.access.publish_reason(conn.username, conn.client_id, topic)
     if refused:
         broker.stats.publish_refused += 1
-        _acknowledge(conn, p, refused if conn.version == MQTT_5 else 0, False)
+        _acknowledge(conn, p, refused, False)
         return
     if p.qos and broker.disk.refuses():  # the store is at its disk budget (store/disk.py)
-        if conn.version != MQTT_5:
+        if mqtt.version != MQTT_5:
             conn.close()  # 3.1.1 cannot refuse a message: no PUBACK, the client sends it again
             return
         _acknowledge(conn, p, Reason.QUOTA_EXCEEDED, False)
@@ -70,32 +67,15 @@ def handle_publish(conn: Connection, p: Publish) -> None:
         # in the same commit as the message: a PUBLISH resent after a crash is a duplicate
         broker.session_store.receive_qos2(session.client_id, p.packet_id)
         durable = True
-    _acknowledge(conn, p, reason if conn.version == MQTT_5 else 0, durable)
-
-
-def _resolve_topic(conn: Connection, p: Publish) -> str:
-    topic = p.topic
-    alias = p.properties.get("topic_alias") if conn.version == MQTT_5 else None
-    if alias is not None:
-        if alias == 0 or alias > conn.broker.config.mqtt.topic_alias_maximum:
-            raise MQTTError(Reason.TOPIC_ALIAS_INVALID, f"topic alias {alias} is out of range")
-        if topic:
-            conn.aliases_in[alias] = topic
-        else:
-            known = conn.aliases_in.get(alias)
-            if known is None:
-                raise protocol_error(f"topic alias {alias} was never set")
-            topic = known
-    if not topic:
-        raise MQTTError(Reason.TOPIC_NAME_INVALID, "empty topic name")
-    return topic
+    _acknowledge(conn, p, reason, durable)
 
 
 def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> None:
     """PUBACK/PUBREC now, or after the commit when the message (or an earlier one) is pending."""
     if p.qos == 0:
         return
-    conn.inbound_unacked += 1
+    assert conn.session is not None
+    conn.session.mqtt.expect_ack()
     if not durable and not conn.acks_waiting:
         _send_ack(conn, p, reason)
         return
@@ -116,36 +96,27 @@ def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> No
 def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
     if conn.closing:
         return
-    props = conn.reason_props(_REFUSALS.get(reason, "message not stored")) if reason >= 0x80 else {}
-    if p.qos == 1:
-        conn.inbound_unacked -= 1
-        conn.send_packet(PubAck(p.packet_id, reason, props))
-    else:
-        assert conn.session is not None
-        if reason < 0x80:
-            conn.session.incoming_qos2.add(p.packet_id)
-        else:
-            conn.inbound_unacked -= 1
-        conn.send_packet(PubRec(p.packet_id, reason, props))
+    session = conn.session
+    assert session is not None
+    props = None
+    if reason >= 0x80:
+        props = conn.reason_props(_REFUSALS.get(reason, "message not stored"))
+    conn.send_packet(session.mqtt.ack(p, reason, props))
 
 
 def handle_pubrel(conn: Connection, p: PubRel) -> None:
     session = conn.session
     assert session is not None
-    if p.packet_id in session.incoming_qos2:
-        session.incoming_qos2.discard(p.packet_id)
-        if session.persistent:
-            conn.broker.session_store.release_qos2(session.client_id, p.packet_id)
-        conn.inbound_unacked = max(0, conn.inbound_unacked - 1)
-        conn.send_packet(PubComp(p.packet_id))
-    else:
-        conn.send_packet(PubComp(p.packet_id, Reason.PACKET_IDENTIFIER_NOT_FOUND))
+    reply = session.mqtt.pubrel(p)
+    if not reply.reason_code and session.persistent:
+        conn.broker.session_store.release_qos2(session.client_id, p.packet_id)
+    conn.send_packet(reply)
 
 
 def handle_puback(conn: Connection, p: PubAck) -> None:
     session = conn.session
     assert session is not None
-    out = session.acknowledge(p.packet_id)
+    out = session.mqtt.puback(p)
     if out is not None:
         conn.broker.outgoing_done(conn, out, p.packet_id, p.reason_code)
 
@@ -153,23 +124,19 @@ def handle_puback(conn: Connection, p: PubAck) -> None:
 def handle_pubrec(conn: Connection, p: PubRec) -> None:
     session = conn.session
     assert session is not None
-    if p.reason_code >= 0x80:
-        out = session.acknowledge(p.packet_id)
+    out, reply = session.mqtt.pubrec(p)
+    if reply is None:  # refused: the message is finished
         if out is not None:
             conn.broker.outgoing_done(conn, out, p.packet_id, p.reason_code)
         return
-    out = session.received(p.packet_id)
-    if out is None:
-        conn.send_packet(PubRel(p.packet_id, Reason.PACKET_IDENTIFIER_NOT_FOUND))
-        return
-    if out.store_id:
+    if out is not None and out.store_id:
         conn.broker.session_store.release(out.store_id, p.packet_id)
-    conn.send_packet(PubRel(p.packet_id))
+    conn.send_packet(reply)
 
 
 def handle_pubcomp(conn: Connection, p: PubComp) -> None:
     session = conn.session
     assert session is not None
-    out = session.acknowledge(p.packet_id)
+    out = session.mqtt.pubcomp(p)
     if out is not None:
         conn.broker.outgoing_done(conn, out, p.packet_id, 0)

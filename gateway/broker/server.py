@@ -179,10 +179,10 @@ class Broker:
                 entry = SubEntry(session, sub, ident)
                 session.subscriptions[sub.filter] = entry
                 self._route_entry(sub.filter, entry)
-            session.incoming_qos2.update(stored.incoming)
+            session.mqtt.restore_incoming(stored.incoming)
             for row_id, message, qos, packet_id in stored.released:
-                session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
-                                                       released=True)
+                session.mqtt.restore(packet_id, Outgoing(message, qos, store_id=row_id),
+                                     released=True)
 
     def _route_entry(self, topic_filter: str, entry: SubEntry) -> None:
         if self.engine.is_queue_filter(topic_filter):
@@ -326,8 +326,8 @@ class Broker:
         assert session is not None
         del self.live[conn.client_id]
         self.engine.detach(session)
-        for packet_id in [pid for pid, out in session.inflight.items() if out.token]:
-            del session.inflight[packet_id]
+        for packet_id in [pid for pid, out in session.mqtt.inflight.items() if out.token]:
+            session.mqtt.forget(packet_id)
         session.detach()
         now = self.clock()
         session.disconnected_at = now
@@ -424,7 +424,7 @@ class Broker:
         if session is None:
             return
         if packet_id:
-            session.inflight.pop(packet_id, None)
+            session.mqtt.forget(packet_id)
         if out.store_id:
             self.session_store.remove_message(out.store_id)
         session.drain()
@@ -451,8 +451,8 @@ class Broker:
             if conn.session is None:
                 if loop_now - conn.connected_at > connect_timeout:
                     conn.close()
-            elif (conn.keepalive and not conn.blocked  # a held producer is not idle
-                  and loop_now - conn.last_seen > conn.keepalive * 1.5):
+            elif (not conn.blocked  # a held producer is not idle
+                  and conn.session.mqtt.silent(loop_now - conn.last_seen)):
                 conn.disconnect(Reason.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         for pending in self.wills.due(now):
             self.publish_will(pending.client_id, pending.will, pending.username)

@@ -12,6 +12,7 @@ import pytest
 from gateway.broker.backlog import BacklogContext, Stored
 from gateway.broker.session import Outgoing, Session
 from gateway.messages import received
+from gateway.mqtt.packets import MQTT_311, PubAck
 
 
 class Rows:
@@ -48,8 +49,7 @@ class Link:
     """One connection; `first_sends` (shared by a session's links) records each store id
     the first time it is sent."""
 
-    def __init__(self, receive_maximum: int, first_sends: list[int]) -> None:
-        self.receive_maximum = receive_maximum
+    def __init__(self, first_sends: list[int]) -> None:
         self.sent: list[tuple[int, Outgoing]] = []
         self.first_sends = first_sends
 
@@ -83,26 +83,29 @@ def test_every_stored_message_arrives_once_in_order(seed: int) -> None:
             next_id += 1
         elif action < 0.75 and link is not None and link.sent:
             packet_id, out = link.sent.pop(rng.randrange(min(3, len(link.sent))))
-            if session.acknowledge(packet_id) is not None:
+            if session.mqtt.puback(PubAck(packet_id)) is not None:
                 delivered.append(out.store_id)
                 store.remove_message(out.store_id)
                 session.drain()
         elif action < 0.8:
             if link is None:
-                link = Link(rng.randint(1, 20), first_sends)
+                link = Link(first_sends)
+                session.mqtt.connect(MQTT_311, send_maximum=rng.randint(1, 20))
                 session.resume(link)
             else:
                 session.detach()
                 link = None
         else:
             store.settle()
-    link = link or Link(20, first_sends)
+    if link is None:
+        link = Link(first_sends)
+        session.mqtt.connect(MQTT_311, send_maximum=20)
     session.resume(link)
     while store.rows:
         store.settle()
         for packet_id, out in list(link.sent):
             link.sent.remove((packet_id, out))
-            if session.acknowledge(packet_id) is not None:
+            if session.mqtt.puback(PubAck(packet_id)) is not None:
                 delivered.append(out.store_id)
                 store.remove_message(out.store_id)
                 session.drain()
