@@ -13,7 +13,9 @@ objects around it), added by whoever keeps messages in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.mqtt.properties import Properties, forwarded
 
@@ -101,3 +103,30 @@ def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Pro
     if properties:
         size += properties_size(properties)
     return Message(topic, payload, qos, retain, properties, client_id, now, expires_at, size)
+
+
+OnCommit = Callable[[Callable[[bool], None]], None]  # `Committer.on_commit`
+
+
+class Producer(Protocol):
+    """Whoever publishes into the broker and answers for it (a client connection, a bridge)."""
+
+    acks_waiting: int  # acknowledgements held back for a commit
+
+
+def acknowledge(producer: Producer, durable: bool, on_commit: OnCommit,
+                answer: Callable[[bool], None]) -> None:
+    """Answer a producer for one message in arrival order: at once when the message wrote
+    nothing to the store and no earlier answer is waiting, else once the commit is done —
+    `answer(True)`, or `answer(False)` when the commit failed (nothing acknowledged may be
+    lost: the producer must not be told it is stored). Local clients and bridges alike."""
+    if not durable and not producer.acks_waiting:
+        answer(True)
+        return
+    producer.acks_waiting += 1
+
+    def committed(ok: bool) -> None:
+        producer.acks_waiting -= 1
+        answer(ok)
+
+    on_commit(committed)

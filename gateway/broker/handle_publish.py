@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.messages import received
+from gateway.messages import acknowledge, received
 from gateway.mqtt.packets import MQTT_5, PubAck, PubComp, Publish, PubRec, PubRel
 from gateway.mqtt.reasons import Reason
 
@@ -76,28 +76,19 @@ def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> No
         return
     assert conn.session is not None
     conn.session.mqtt.expect_ack()
-    if not durable and not conn.acks_waiting:
-        _send_ack(conn, p, reason)
-        return
-    conn.acks_waiting += 1
-
-    def committed(ok: bool) -> None:
-        conn.acks_waiting -= 1
-        if ok:
-            _send_ack(conn, p, reason)
-        elif conn.version == MQTT_5:
-            _send_ack(conn, p, Reason.UNSPECIFIED_ERROR)
-        else:
-            conn.close()
-
-    conn.broker.committer.on_commit(committed)
+    acknowledge(conn, durable, conn.broker.committer.on_commit,
+                lambda stored: _answer(conn, p, reason, stored))
 
 
-def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
-    if conn.closing:
-        return
+def _answer(conn: Connection, p: Publish, reason: int, stored: bool) -> None:
     session = conn.session
-    assert session is not None
+    if conn.closing or session is None:
+        return
+    if not stored:  # a 3.1.1 client cannot be refused: no answer, it sends the message again
+        if session.mqtt.version != MQTT_5:
+            conn.close()
+            return
+        reason = Reason.UNSPECIFIED_ERROR
     props = None
     if reason >= 0x80:
         props = conn.reason_props(_REFUSALS.get(reason, "message not stored"))
