@@ -119,13 +119,12 @@ class Connection(asyncio.Protocol):
 
     def process(self) -> None:
         """Handle decoded packets in order until done, closed, or blocked by a full queue."""
-        from gateway.broker.dispatch import HANDLERS
-
+        handlers = self.broker.handlers
         pending = self._pending
         try:
             while pending and not self.blocked and not self.closing:
                 packet = pending.popleft()
-                HANDLERS[type(packet)](self, packet)
+                handlers[type(packet)](self, packet)
         except MQTTError as e:
             self.protocol_failure(e)
             return

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.broker import listeners, sysstats
+from gateway.broker import dispatch, listeners, sysstats
 from gateway.broker.access import Access
 from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
+from gateway.broker.dispatch import Handler
 from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.handle_publish import Publishing
 from gateway.broker.limits import Limits
 from gateway.broker.login import Logins
 from gateway.broker.retained import RetainedStore
@@ -93,6 +95,7 @@ class Broker:
         self.session_store: SessionStore
         self.backlogs: BacklogContext
         self.disk: DiskBudget
+        self.handlers: dict[type, Handler]  # by packet type, once the store is open
 
     # ------------------------------------------------------------------ life cycle
 
@@ -122,6 +125,10 @@ class Broker:
             self.engine.load()
             self._restore_sessions()
             self.disk.start()
+        self.handlers = dispatch.handlers(Publishing(
+            self, access=self.access, stats=self.stats, disk=self.disk,
+            committer=self.committer, session_store=self.session_store, engine=self.engine,
+            clock=self.clock))
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
