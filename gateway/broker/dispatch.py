@@ -1,6 +1,6 @@
 """Which handler takes which packet type: the broker's whole inbound surface in one table,
 built once the broker's store is open (`handlers`), with the PUBLISH side's collaborators
-handed in (`handle_publish.Publishing`)."""
+handed in (`handle_publish.Publishing`, `handle_subscribe.Subscribing`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.broker.handle_connect import handle_connect
 from gateway.broker.handle_publish import Publishing
-from gateway.broker.handle_subscribe import handle_subscribe, handle_unsubscribe
+from gateway.broker.handle_subscribe import Subscribing
 from gateway.mqtt.packets import (
     MQTT_5,
     Auth,
@@ -71,7 +71,7 @@ def handle_unexpected(conn: Connection, packet: Any) -> None:
     raise protocol_error(f"a client must not send {type(packet).__name__}")
 
 
-def handlers(publishing: Publishing) -> dict[type, Handler]:
+def handlers(publishing: Publishing, subscribing: Subscribing) -> dict[type, Handler]:
     return {
         Connect: handle_connect,
         Publish: _connected(publishing.publish),
@@ -79,8 +79,8 @@ def handlers(publishing: Publishing) -> dict[type, Handler]:
         PubRec: _connected(publishing.pubrec),
         PubRel: _connected(publishing.pubrel),
         PubComp: _connected(publishing.pubcomp),
-        Subscribe: _connected(handle_subscribe),
-        Unsubscribe: _connected(handle_unsubscribe),
+        Subscribe: _connected(subscribing.subscribe),
+        Unsubscribe: _connected(subscribing.unsubscribe),
         PingReq: _connected(handle_pingreq),
         Disconnect: _connected(handle_disconnect),
         Auth: handle_unexpected,

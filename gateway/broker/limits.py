@@ -48,9 +48,9 @@ class Limits:
         self.subscriptions = Refusals("subscription")
         self.connections = Refusals("connection")
 
-    def subscription_refused(self, broker: Broker, session: Session, topic_filter: str) -> bool:
-        """A new filter beyond `mqtt.max_subscriptions_per_client` (replacing one is fine)."""
-        limit = broker.config.mqtt.max_subscriptions_per_client
+    def subscription_refused(self, limit: int, session: Session, topic_filter: str) -> bool:
+        """A new filter beyond `limit` (`mqtt.max_subscriptions_per_client`; replacing one
+        is fine)."""
         if not limit or topic_filter in session.subscriptions \
                 or len(session.subscriptions) < limit:
             return False

@@ -26,6 +26,7 @@ from gateway.broker.connection import Connection
 from gateway.broker.dispatch import Handler
 from gateway.broker.handle_connect import MAX_EXPIRY
 from gateway.broker.handle_publish import Publishing
+from gateway.broker.handle_subscribe import Subscribing
 from gateway.broker.limits import Limits
 from gateway.broker.login import Logins
 from gateway.broker.retained import RetainedStore
@@ -125,10 +126,12 @@ class Broker:
             self.engine.load()
             self._restore_sessions()
             self.disk.start()
-        self.handlers = dispatch.handlers(Publishing(
-            self, access=self.access, stats=self.stats, disk=self.disk,
-            committer=self.committer, session_store=self.session_store, engine=self.engine,
-            clock=self.clock))
+        self.handlers = dispatch.handlers(
+            Publishing(self, access=self.access, stats=self.stats, disk=self.disk,
+                       committer=self.committer, session_store=self.session_store,
+                       engine=self.engine, clock=self.clock),
+            Subscribing(self, limits=self.limits, router=self.router, engine=self.engine,
+                        retained=self.retained, clock=self.clock))
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
