@@ -1,13 +1,14 @@
 """Which handler takes which packet type: the broker's whole inbound surface in one table,
 built once the broker's store is open (`handlers`), with the PUBLISH side's collaborators
-handed in (`handle_publish.Publishing`, `handle_subscribe.Subscribing`)."""
+handed in (`handle_connect.Connecting`, `handle_publish.Publishing`,
+`handle_subscribe.Subscribing`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.broker.handle_connect import handle_connect
+from gateway.broker.handle_connect import Connecting
 from gateway.broker.handle_publish import Publishing
 from gateway.broker.handle_subscribe import Subscribing
 from gateway.mqtt.packets import (
@@ -71,9 +72,10 @@ def handle_unexpected(conn: Connection, packet: Any) -> None:
     raise protocol_error(f"a client must not send {type(packet).__name__}")
 
 
-def handlers(publishing: Publishing, subscribing: Subscribing) -> dict[type, Handler]:
+def handlers(connecting: Connecting, publishing: Publishing,
+             subscribing: Subscribing) -> dict[type, Handler]:
     return {
-        Connect: handle_connect,
+        Connect: connecting.connect,
         Publish: _connected(publishing.publish),
         PubAck: _connected(publishing.puback),
         PubRec: _connected(publishing.pubrec),

@@ -24,7 +24,7 @@ from gateway.broker.access import Access
 from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
 from gateway.broker.dispatch import Handler
-from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.handle_connect import MAX_EXPIRY, Connecting
 from gateway.broker.handle_publish import Publishing
 from gateway.broker.handle_subscribe import Subscribing
 from gateway.broker.limits import Limits
@@ -127,6 +127,7 @@ class Broker:
             self._restore_sessions()
             self.disk.start()
         self.handlers = dispatch.handlers(
+            Connecting(self, access=self.access, stats=self.stats, limits=self.limits),
             Publishing(self, access=self.access, stats=self.stats, disk=self.disk,
                        committer=self.committer, session_store=self.session_store,
                        engine=self.engine, clock=self.clock),
