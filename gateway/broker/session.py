@@ -1,4 +1,6 @@
-"""Per-client session state: subscriptions, outbound flow control, packet identifiers.
+"""Per-client session state: subscriptions, outbound flow control, the backlog; the MQTT
+protocol state (packet ids, messages in flight, inbound QoS 2 ids, the negotiated limits) is
+`mqtt`, a sans-IO `gateway.mqtt.session.MqttSession`, as the bridge's client keeps one too.
 
 A session outlives its connection when it is persistent (3.1.1 clean session 0, or a 5.0
 session expiry above zero). Outbound QoS 1/2 messages are either in flight (counted against the
