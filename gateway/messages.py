@@ -114,15 +114,18 @@ class Producer(Protocol):
     acks_waiting: int  # acknowledgements held back for a commit
 
 
-def acknowledge(producer: Producer, durable: bool, on_commit: OnCommit,
-                answer: Callable[[bool], None]) -> None:
-    """Answer a producer for one message in arrival order: at once when the message wrote
-    nothing to the store and no earlier answer is waiting, else once the commit is done —
-    `answer(True)`, or `answer(False)` when the commit failed (nothing acknowledged may be
-    lost: the producer must not be told it is stored). Local clients and bridges alike."""
-    if not durable and not producer.acks_waiting:
-        answer(True)
-        return
+def answer_now(producer: Producer, durable: bool) -> bool:
+    """Whether a producer's answer for one message goes at once: the message wrote nothing to
+    the store and no earlier answer waits. Otherwise `answer_after_commit`: answers keep the
+    order of the messages, and none says "stored" before the store has it."""
+    return not durable and not producer.acks_waiting
+
+
+def answer_after_commit(producer: Producer, on_commit: OnCommit,
+                        answer: Callable[[bool], None]) -> None:
+    """Answer once the store's current commit is done: `answer(True)`, or `answer(False)`
+    when it failed (nothing acknowledged may be lost: the producer must not be told it is
+    stored). Local clients and bridges alike."""
     producer.acks_waiting += 1
 
     def committed(ok: bool) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 from gateway.bridge.client import MqttClient
 from gateway.bridge.host import Host
 from gateway.bridge.rules import TopicMap
-from gateway.messages import Message, PublishResult, acknowledge, received
+from gateway.messages import Message, PublishResult, answer_after_commit, answer_now, received
 from gateway.mqtt.packets import Publish
 
 OVERLOAD_RETRY = 0.2  # seconds between attempts while the broker's memory budget is exceeded
@@ -100,8 +100,11 @@ class Inbound:
         if packet.qos == 0:
             return
         reason = result.reason if result.reason >= 0x80 else 0
-        acknowledge(self, result.durable, self._broker.committer.on_commit,
-                    lambda stored: self._answer(client, packet, reason, stored))
+        if answer_now(self, result.durable):
+            client.acknowledge(packet, reason)
+        else:
+            answer_after_commit(self, self._broker.committer.on_commit,
+                                lambda stored: self._answer(client, packet, reason, stored))
 
     @staticmethod
     def _answer(client: MqttClient, packet: Publish, reason: int, stored: bool) -> None:

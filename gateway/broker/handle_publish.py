@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.messages import Message, PublishResult, acknowledge, received
+from gateway.messages import (
+    Message,
+    PublishResult,
+    answer_after_commit,
+    answer_now,
+    received,
+)
 from gateway.mqtt.packets import MQTT_5, PubAck, PubComp, Publish, PubRec, PubRel
 from gateway.mqtt.reasons import Reason
 
@@ -117,8 +123,11 @@ class Publishing:
             return
         assert conn.session is not None
         conn.session.mqtt.expect_ack()
-        acknowledge(conn, durable, self._committer.on_commit,
-                    lambda stored: _answer(conn, p, reason, stored))
+        if answer_now(conn, durable):
+            _answer(conn, p, reason, True)
+        else:
+            answer_after_commit(conn, self._committer.on_commit,
+                                lambda stored: _answer(conn, p, reason, stored))
 
     def pubrel(self, conn: Connection, p: PubRel) -> None:
         session = conn.session

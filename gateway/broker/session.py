@@ -70,7 +70,8 @@ class Session:
         """Free QoS 1/2 in-flight slots (Receive Maximum flow control)."""
         if self.link is None:
             return 0
-        return self.mqtt.window()
+        mqtt = self.mqtt  # `MqttSession.window`, inline: asked for every message
+        return mqtt.send_maximum - len(mqtt.inflight)
 
     def queue_capacity(self) -> int:
         """How many queue deliveries this session can take right now."""

@@ -136,8 +136,13 @@ class MqttSession(Generic[T]):
 
     def publish(self, item: T) -> int:
         """Put `item` in flight as a QoS 1/2 PUBLISH; returns its packet id."""
-        pid = self.allocate()
-        self.inflight[pid] = item
+        pid = self._next_id
+        inflight = self.inflight
+        if pid in inflight or self._reserved is not None:
+            pid = self.allocate()
+        else:  # the common case, on every message: the next id is free
+            self._next_id = pid % UNLIMITED + 1
+        inflight[pid] = item
         return pid
 
     def restore(self, packet_id: int, item: T, released: bool = False) -> None:
@@ -155,7 +160,9 @@ class MqttSession(Generic[T]):
 
     def puback(self, packet: PubAck) -> T | None:
         """PUBACK (QoS 1): the message is done; None for an id not in flight."""
-        return self.forget(packet.packet_id)
+        if self._released is not None:
+            return self.forget(packet.packet_id)
+        return self.inflight.pop(packet.packet_id, None)
 
     def pubcomp(self, packet: PubComp) -> T | None:
         """PUBCOMP (QoS 2): the message is done; None for an id not in flight."""
