@@ -13,17 +13,16 @@ objects around it), added by whoever keeps messages in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from gateway.mqtt.properties import Properties
+from gateway.mqtt.properties import Properties, forwarded
 
 MESSAGE_OVERHEAD = 200  # bytes of RAM one held message costs beyond `Message.size`
 _PAIR_OVERHEAD = 170  # a user property: its tuple, two str objects and a list slot
 _VALUE_OVERHEAD = 50  # a str or bytes property value: its object header
 _PROPS_OVERHEAD = 64  # the property dict itself
-
-_PER_HOP = ("topic_alias", "subscription_identifier", "message_expiry_interval",
-            "will_delay_interval")
 
 
 @dataclass(slots=True)
@@ -55,11 +54,15 @@ class Message:
             object.__setattr__(self, "size", message_size(self.topic, self.payload,
                                                           self.properties))
 
-    def remaining_expiry(self, now: float) -> int | None:
-        """Seconds of message expiry left (5.0 §3.3.2.3.3), or None without expiry."""
-        if self.expires_at is None:
-            return None
-        return max(0, int(self.expires_at - now + 0.999))
+    def properties_at(self, now: float) -> Properties:
+        """The 5.0 properties the message is sent on with, to a client or an upstream broker
+        alike: those it was published with (`properties.FORWARDED`, kept by `received`) and
+        the message expiry it has left, at least a second (5.0 §3.3.2.3.3). A new dict: the
+        sender adds its per-hop properties."""
+        props: Properties = {**self.properties}
+        if self.expires_at is not None:
+            props["message_expiry_interval"] = max(1, int(self.expires_at - now + 0.999))
+        return props
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -112,17 +115,45 @@ def properties_size(properties: Properties) -> int:
 
 def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
              client_id: str, now: float) -> Message:
-    """The message a PUBLISH (or a will) carries: per-hop properties dropped, the 5.0 message
-    expiry interval turned into a deadline."""
+    """The message a PUBLISH (or a will) carries: the properties that travel with it
+    (`properties.forwarded`), the 5.0 message expiry interval turned into a deadline."""
     expires_at = None
     if properties:
         expiry = properties.get("message_expiry_interval")
         if expiry is not None:
             expires_at = now + expiry
-        if any(k in properties for k in _PER_HOP):
-            properties = {k: v for k, v in properties.items()  # type: ignore[assignment]
-                          if k not in _PER_HOP}
+        properties = forwarded(properties)
     size = len(topic) + len(payload)
     if properties:
         size += properties_size(properties)
     return Message(topic, payload, qos, retain, properties, client_id, now, expires_at, size)
+
+
+OnCommit = Callable[[Callable[[bool], None]], None]  # `Committer.on_commit`
+
+
+class Producer(Protocol):
+    """Whoever publishes into the broker and answers for it (a client connection, a bridge)."""
+
+    acks_waiting: int  # acknowledgements held back for a commit
+
+
+def answer_now(producer: Producer, durable: bool) -> bool:
+    """Whether a producer's answer for one message goes at once: the message wrote nothing to
+    the store and no earlier answer waits. Otherwise `answer_after_commit`: answers keep the
+    order of the messages, and none says "stored" before the store has it."""
+    return not durable and not producer.acks_waiting
+
+
+def answer_after_commit(producer: Producer, on_commit: OnCommit,
+                        answer: Callable[[bool], None]) -> None:
+    """Answer once the store's current commit is done: `answer(True)`, or `answer(False)`
+    when it failed (nothing acknowledged may be lost: the producer must not be told it is
+    stored). Local clients and bridges alike."""
+    producer.acks_waiting += 1
+
+    def committed(ok: bool) -> None:
+        producer.acks_waiting -= 1
+        answer(ok)
+
+    on_commit(committed)

@@ -2,9 +2,12 @@
 
 It connects, subscribes, publishes QoS 0/1, acknowledges the upstream's QoS 1/2 deliveries when
 its owner says so (the bridge acknowledges only once the message is committed locally), pings
-and notices a silent upstream. It does not reconnect by itself: the bridge owns the retry
-policy, so this class stays one plain connection. Flow control is the owner's too: `writable`
-and `on_writable` follow the socket's buffer, `receive_maximum` the upstream's CONNACK.
+and notices a silent upstream. The protocol state (packet ids, the QoS exchanges, limits,
+keepalive) is an `MqttSession`, the same sans-IO object the broker keeps for each of its
+clients: this class only moves bytes and resolves futures. It does not reconnect by itself:
+the bridge owns the retry policy, so this class stays one plain connection. Flow control is the
+owner's too: `writable` and `on_writable` follow the socket's buffer, `receive_maximum` the
+upstream's CONNACK.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from gateway.mqtt.packets import (
 )
 from gateway.mqtt.properties import Properties
 from gateway.mqtt.reasons import MQTTError, Reason
+from gateway.mqtt.session import MqttSession
 
 BRIDGE_FLAG = 0x80  # Mosquitto's `try_private`: protocol level | 0x80 marks a bridge
 PINGREQ = b"\xc0\x00"
@@ -87,13 +91,9 @@ class MqttClient(asyncio.Protocol):
     decoder: Decoder = field(default_factory=Decoder)
     connack: asyncio.Future[Connack] | None = None
     suback: dict[int, asyncio.Future[Suback]] = field(default_factory=dict)
-    next_id: int = 1
-    unacked: set[int] = field(default_factory=set)  # our QoS 1 PUBLISHes awaiting PUBACK
-    in_qos2: dict[int, bool] = field(default_factory=dict)  # their QoS 2 ids -> PUBREC sent
+    session: MqttSession[int] = field(default_factory=MqttSession)  # in flight: the QoS
     closed_reason: str = ""
     writable: bool = True
-    receive_maximum: int = 65535
-    maximum_packet_size: int = 268_435_460
     last_received: float = 0.0
     _ping: asyncio.TimerHandle | None = None
 
@@ -122,9 +122,10 @@ class MqttClient(asyncio.Protocol):
             raise UpstreamError(f"{o.host}:{o.port} refused the connection: "
                                 f"{_connack_text(connack.reason_code, o.version)}",
                                 connack.reason_code)
-        self.receive_maximum = int(connack.properties.get("receive_maximum", 65535))
-        self.maximum_packet_size = int(connack.properties.get("maximum_packet_size",
-                                                              268_435_460))
+        props = connack.properties
+        self.session.connect(o.version, keepalive=o.keepalive,
+                             send_maximum=props.get("receive_maximum", 65535),
+                             max_packet_out=props.get("maximum_packet_size", 268_435_460))
         self._schedule_ping()
         return connack
 
@@ -169,6 +170,15 @@ class MqttClient(asyncio.Protocol):
             self.transport.abort()
 
     @property
+    def receive_maximum(self) -> int:
+        """How many QoS 1/2 PUBLISHes the upstream lets us have unacknowledged."""
+        return self.session.send_maximum
+
+    @property
+    def maximum_packet_size(self) -> int:
+        return self.session.max_packet_out
+
+    @property
     def connected(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
@@ -195,37 +205,20 @@ class MqttClient(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(codec.encode(packet, self.options.version))
 
-    def _allocate(self) -> int:
-        pid = self.next_id
-        while pid in self.unacked or pid in self.suback:
-            pid = pid % 65535 + 1
-        self.next_id = pid % 65535 + 1
-        return pid
-
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False,
                 properties: Properties | None = None, dup: bool = False) -> int:
         """Send a PUBLISH; returns its packet id (0 at QoS 0). `on_ack(pid, reason)` follows."""
-        pid = 0
-        if qos:
-            pid = self._allocate()
-            self.unacked.add(pid)
+        pid = self.session.publish(qos) if qos else 0
         self._send(Publish(topic, payload, qos, retain, dup and qos > 0, pid, properties or {}))
         return pid
 
     def acknowledge(self, packet: Publish, reason: int = 0) -> None:
         """Answer an upstream QoS 1/2 delivery (PUBACK or PUBREC) once it is safe locally."""
-        if packet.qos == 1:
-            self._send(PubAck(packet.packet_id, reason if self._v5 else 0))
-        elif packet.qos == 2:
-            self.in_qos2[packet.packet_id] = True
-            self._send(PubRec(packet.packet_id, reason if self._v5 else 0))
-
-    @property
-    def _v5(self) -> bool:
-        return self.options.version == MQTT_5
+        if packet.qos:
+            self._send(self.session.ack(packet, reason))
 
     async def subscribe(self, subscriptions: list[Subscription]) -> list[int]:
-        pid = self._allocate()
+        pid = self.session.reserve()
         future: asyncio.Future[Suback] = asyncio.get_running_loop().create_future()
         self.suback[pid] = future
         self._send(Subscribe(pid, subscriptions))
@@ -235,6 +228,7 @@ class MqttClient(asyncio.Protocol):
             raise UpstreamError("the upstream did not answer SUBSCRIBE") from None
         finally:
             self.suback.pop(pid, None)
+            self.session.unreserve(pid)
 
     def _schedule_ping(self) -> None:
         keepalive = self.options.keepalive
@@ -244,7 +238,7 @@ class MqttClient(asyncio.Protocol):
     def _send_ping(self) -> None:
         """Every keepalive/2: PINGREQ; an upstream silent for 1.5 keepalives is given up."""
         keepalive = self.options.keepalive
-        if asyncio.get_running_loop().time() - self.last_received > keepalive * 1.5:
+        if self.session.silent(asyncio.get_running_loop().time() - self.last_received):
             self.abort(f"no answer from the upstream within {keepalive * 1.5:g}s (keepalive)")
             return
         if self.transport is not None:
@@ -266,15 +260,22 @@ class MqttClient(asyncio.Protocol):
         if isinstance(packet, Publish):
             self._incoming(packet)
         elif isinstance(packet, PubAck):
-            if packet.packet_id in self.unacked:
-                self.unacked.discard(packet.packet_id)
+            if self.session.puback(packet) is not None:
                 self.callbacks.on_ack(packet.packet_id, packet.reason_code)
         elif isinstance(packet, Connack):
             if self.connack is not None and not self.connack.done():
                 self.connack.set_result(packet)
         elif isinstance(packet, PubRel):
-            self.in_qos2.pop(packet.packet_id, None)
-            self._send(PubComp(packet.packet_id))
+            self._send(self.session.pubrel(packet))
+        elif isinstance(packet, PubRec):
+            done, release = self.session.pubrec(packet)
+            if release is not None:
+                self._send(release)
+            elif done is not None:
+                self.callbacks.on_ack(packet.packet_id, packet.reason_code)
+        elif isinstance(packet, PubComp):
+            if self.session.pubcomp(packet) is not None:
+                self.callbacks.on_ack(packet.packet_id, packet.reason_code)
         elif isinstance(packet, Suback):
             future = self.suback.get(packet.packet_id)
             if future is not None and not future.done():
@@ -284,16 +285,16 @@ class MqttClient(asyncio.Protocol):
             self.closed_reason = (f"the upstream disconnected us "
                                   f"({_reason_text(packet.reason_code)}"
                                   + (f": {reason})" if reason else ")"))
-        elif isinstance(packet, (PingResp, PubRec, PubComp)):
+        elif isinstance(packet, PingResp):
             pass
 
     def _incoming(self, packet: Publish) -> None:
-        if packet.qos == 2 and packet.packet_id in self.in_qos2:
-            if self.in_qos2[packet.packet_id]:  # a resend after our PUBREC was lost
-                self._send(PubRec(packet.packet_id))
+        topic = self.session.receive(packet)
+        if topic is None:  # a resend after our PUBREC was lost
+            self._send(PubRec(packet.packet_id))
             return
-        if packet.qos == 2:
-            self.in_qos2[packet.packet_id] = False
+        if packet.qos:
+            self.session.expect_ack()
         self.callbacks.on_message(packet)
 
 

@@ -16,7 +16,7 @@ from collections import deque
 from gateway.bridge.client import MqttClient
 from gateway.bridge.host import Host
 from gateway.bridge.rules import TopicMap
-from gateway.messages import Message, PublishResult, received
+from gateway.messages import Message, PublishResult, answer_after_commit, answer_now, received
 from gateway.mqtt.packets import Publish
 
 OVERLOAD_RETRY = 0.2  # seconds between attempts while the broker's memory budget is exceeded
@@ -30,7 +30,7 @@ class Inbound:
         self.client: MqttClient | None = None
         self._held: deque[tuple[Publish, Message]] = deque()
         self._waiting = False
-        self._acks_waiting = 0
+        self.acks_waiting = 0
         self.received = 0
         self.unmapped = 0
 
@@ -100,16 +100,15 @@ class Inbound:
         if packet.qos == 0:
             return
         reason = result.reason if result.reason >= 0x80 else 0
-        if not result.durable and not self._acks_waiting:
+        if answer_now(self, result.durable):
             client.acknowledge(packet, reason)
-            return
-        self._acks_waiting += 1
+        else:
+            answer_after_commit(self, self._broker.committer.on_commit,
+                                lambda stored: self._answer(client, packet, reason, stored))
 
-        def committed(ok: bool) -> None:
-            self._acks_waiting -= 1
-            if ok:
-                client.acknowledge(packet, reason)
-            else:  # not stored: let the upstream send it again later
-                client.abort("the local store failed to commit a message from the upstream")
-
-        self._broker.committer.on_commit(committed)
+    @staticmethod
+    def _answer(client: MqttClient, packet: Publish, reason: int, stored: bool) -> None:
+        if stored:
+            client.acknowledge(packet, reason)
+        else:  # not stored: let the upstream send it again later
+            client.abort("the local store failed to commit a message from the upstream")

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from gateway.bridge.client import MqttClient
 from gateway.bridge.rules import OutRule, TopicMap
-from gateway.mqtt.properties import Properties
 from gateway.queuenames import QUEUE_PREFIX
 from gateway.queues.model import Delivery
 
@@ -92,7 +91,7 @@ class Outbox:
             self._skip(delivery)
             return
         pid = client.publish(remote, message.payload, delivery.qos, message.retain,
-                             self._properties(delivery), delivery.dup)
+                             message.properties_at(self._clock()), delivery.dup)
         if delivery.qos:
             self.inflight[pid] = delivery.token
         else:
@@ -110,15 +109,6 @@ class Outbox:
         self.skipped += 1
         if delivery.qos:
             asyncio.get_running_loop().call_soon(self._engine.ack, self, delivery.token)
-
-    def _properties(self, delivery: Delivery) -> Properties:
-        message = delivery.message
-        remaining = message.remaining_expiry(self._clock())
-        if remaining is None:
-            return message.properties
-        props: Properties = {**message.properties}
-        props["message_expiry_interval"] = max(1, remaining)
-        return props
 
     # -- acknowledgements ------------------------------------------------------------------
 

@@ -46,7 +46,6 @@ class Outgoing:
     token: int = 0
     queue: str = ""
     dup: bool = False
-    released: bool = False
 
 
 # An owed delivery read back from the store: row id, message, QoS, retain, subscription ids.
@@ -242,7 +241,7 @@ class Backlog:
         later = self.early
         while later and flight and flight[0] in later:
             later.discard(flight.popleft())
-        if out.released:  # the range delete leaves released rows
+        if out.qos == 2:  # it may have been released (PUBREC), and the range delete leaves those
             store.remove_message(store_id)
         self.done_mark = flight[0] - 1 if flight else self.sent_max
         self.undeleted += 1

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.connection")
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 seconds
 _HELD_PACKETS = 256  # packets held while blocked before the socket stops being read
-_FORWARDED = frozenset(("payload_format_indicator", "content_type", "response_topic",
-                        "correlation_data", "user_property"))
 
 
 class Connection(asyncio.Protocol):
@@ -51,10 +49,8 @@ class Connection(asyncio.Protocol):
 
     __slots__ = ("_flush_scheduled", "_out", "_out_bytes", "_paused_writing", "_pending",
                  "_reading_paused", "_starved", "_write_high", "_write_limit", "acks_waiting",
-                 "alias_max_out", "aliases_in", "aliases_out", "blocked", "broker",
-                 "clean_disconnect", "client_id", "closing", "connected_at", "decoder",
-                 "inbound_unacked", "keepalive", "last_seen", "listener", "max_packet_out",
-                 "peer", "problem_info", "reader", "receive_maximum", "session", "transport",
+                 "blocked", "broker", "clean_disconnect", "client_id", "closing", "connected_at",
+                 "decoder", "last_seen", "listener", "peer", "reader", "session", "transport",
                  "username", "version", "will_now")
 
     def __init__(self, broker: Broker, listener: str) -> None:
@@ -68,17 +64,9 @@ class Connection(asyncio.Protocol):
         self.reader: Reader | None = None  # set at CONNECT: the delivery check of this client
         self.peer = ""
         self.version = MQTT_311
-        self.keepalive = 0
         self.last_seen = 0.0
         self.connected_at = 0.0
-        self.receive_maximum = 65535
-        self.max_packet_out = 268_435_460
-        self.alias_max_out = 0
-        self.aliases_in: dict[int, str] | None = None  # made when the client sets one
-        self.aliases_out: dict[str, int] | None = None  # made when one is sent
-        self.inbound_unacked = 0
         self.acks_waiting = 0
-        self.problem_info = True
         self.clean_disconnect = False
         self.will_now = False
         self.closing = False
@@ -145,13 +133,12 @@ class Connection(asyncio.Protocol):
 
     def process(self) -> None:
         """Handle decoded packets in order until done, closed, or blocked by a full queue."""
-        from gateway.broker.dispatch import HANDLERS
-
+        handlers = self.broker.handlers
         pending = self._pending
         try:
             while pending and not self.blocked and not self.closing:
                 packet = pending.popleft()
-                HANDLERS[type(packet)](self, packet)
+                handlers[type(packet)](self, packet)
         except MQTTError as e:
             self.protocol_failure(e)
             return
@@ -250,6 +237,8 @@ class Connection(asyncio.Protocol):
         client passes here, so here the ACL decides whether it may be read; a denied one is
         finished on the next loop turn (no recursion through a backlog of denied messages)."""
         msg = out.message
+        session = self.session
+        assert session is not None  # a session sends only through its live connection
         reader = self.reader
         if reader is not None and not reader.allows(msg.topic):
             self.broker.stats.deliveries_denied += 1
@@ -260,12 +249,18 @@ class Connection(asyncio.Protocol):
         if msg.expires_at is not None and now >= msg.expires_at:
             self.broker.outgoing_done(self, out, packet_id)
             return
+        mqtt = session.mqtt
         if self.version == MQTT_5:
-            data = self._encode_v5(out, packet_id, now)
+            props = msg.properties_at(now)
+            if out.sub_ids:
+                props["subscription_identifier"] = list(out.sub_ids)
+            topic = mqtt.outgoing_topic(msg.topic, props) if mqtt.alias_maximum_out else msg.topic
+            data = encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
+                                          packet_id, props), MQTT_5)
         else:
             data = encode_publish(Publish(msg.topic, msg.payload, out.qos, out.retain, out.dup,
                                           packet_id), self.version)
-        if len(data) > self.max_packet_out:
+        if len(data) > mqtt.max_packet_out:
             if out.token:  # a queue offers it to another consumer or dead-letters it, later
                 self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
                                            Reason.PACKET_TOO_LARGE)
@@ -275,37 +270,16 @@ class Connection(asyncio.Protocol):
         self.broker.stats.messages_sent += 1
         self.send(data)
 
-    def _encode_v5(self, out: Outgoing, packet_id: int, now: float) -> bytes:
-        msg = out.message
-        src = msg.properties
-        props = cast(Properties, {k: v for k, v in src.items() if k in _FORWARDED})
-        remaining = msg.remaining_expiry(now)
-        if remaining is not None:
-            props["message_expiry_interval"] = remaining
-        if out.sub_ids:
-            props["subscription_identifier"] = list(out.sub_ids)
-        topic = msg.topic
-        if self.alias_max_out:
-            aliases = self.aliases_out
-            if aliases is None:
-                aliases = self.aliases_out = {}
-            alias = aliases.get(topic)
-            if alias is not None:
-                props["topic_alias"] = alias
-                topic = ""
-            elif len(aliases) < self.alias_max_out:
-                alias = aliases[topic] = len(aliases) + 1
-                props["topic_alias"] = alias
-        return encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
-                                      packet_id, props), MQTT_5)
-
     def send_pubrel(self, packet_id: int) -> None:
         self.send_packet(PubRel(packet_id))
 
     # -------------------------------------------------------------------- closing
 
     def reason_props(self, text: str) -> Properties:
-        return {"reason_string": text[:200]} if text and self.problem_info else {}
+        """A reason string, unless the client declined problem information at CONNECT."""
+        if self.session is None:
+            return {"reason_string": text[:200]} if text else {}
+        return self.session.mqtt.reason_props(text)
 
     def protocol_failure(self, error: MQTTError) -> None:
         """Report a connection-fatal error with its reason code and close; logged once."""
@@ -356,7 +330,8 @@ class Connection(asyncio.Protocol):
         """A row for the admin API's client list."""
         return {"client_id": self.client_id, "peer": self.peer, "username": self.username,
                 "protocol": {3: "3.1", 4: "3.1.1", 5: "5.0"}.get(self.version, "?"),
-                "listener": self.listener, "keepalive": self.keepalive,
+                "listener": self.listener,
+                "keepalive": self.session.mqtt.keepalive if self.session else 0,
                 "connected_seconds": round(self.broker.loop.time() - self.connected_at, 1),
-                "inflight": len(self.session.inflight) if self.session else 0,
+                "inflight": len(self.session.mqtt.inflight) if self.session else 0,
                 "queued": len(self.session.backlog) if self.session else 0}

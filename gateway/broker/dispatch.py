@@ -1,19 +1,16 @@
-"""Which handler takes which packet type: the broker's whole inbound surface in one table."""
+"""Which handler takes which packet type: the broker's whole inbound surface in one table,
+built once the broker's store is open (`handlers`), with the PUBLISH side's collaborators
+handed in (`handle_connect.Connecting`, `handle_publish.Publishing`,
+`handle_subscribe.Subscribing`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.broker.handle_connect import handle_connect
-from gateway.broker.handle_publish import (
-    handle_puback,
-    handle_pubcomp,
-    handle_publish,
-    handle_pubrec,
-    handle_pubrel,
-)
-from gateway.broker.handle_subscribe import handle_subscribe, handle_unsubscribe
+from gateway.broker.handle_connect import Connecting
+from gateway.broker.handle_publish import Publishing
+from gateway.broker.handle_subscribe import Subscribing
 from gateway.mqtt.packets import (
     MQTT_5,
     Auth,
@@ -38,7 +35,10 @@ if TYPE_CHECKING:
     from gateway.broker.connection import Connection
 
 
-def _connected(handler: Callable[[Connection, Any], None]) -> Callable[[Connection, Any], None]:
+Handler = Callable[["Connection", Any], None]
+
+
+def _connected(handler: Handler) -> Handler:
     """Refuse packets that arrive before the session exists (CONNECT refused or pending)."""
     def guarded(conn: Connection, packet: Any) -> None:
         if conn.session is None:
@@ -72,20 +72,22 @@ def handle_unexpected(conn: Connection, packet: Any) -> None:
     raise protocol_error(f"a client must not send {type(packet).__name__}")
 
 
-HANDLERS: dict[type, Callable[[Connection, Any], None]] = {
-    Connect: handle_connect,
-    Publish: _connected(handle_publish),
-    PubAck: _connected(handle_puback),
-    PubRec: _connected(handle_pubrec),
-    PubRel: _connected(handle_pubrel),
-    PubComp: _connected(handle_pubcomp),
-    Subscribe: _connected(handle_subscribe),
-    Unsubscribe: _connected(handle_unsubscribe),
-    PingReq: _connected(handle_pingreq),
-    Disconnect: _connected(handle_disconnect),
-    Auth: handle_unexpected,
-    Connack: handle_unexpected,
-    Suback: handle_unexpected,
-    Unsuback: handle_unexpected,
-    PingResp: handle_unexpected,
-}
+def handlers(connecting: Connecting, publishing: Publishing,
+             subscribing: Subscribing) -> dict[type, Handler]:
+    return {
+        Connect: connecting.connect,
+        Publish: _connected(publishing.publish),
+        PubAck: _connected(publishing.puback),
+        PubRec: _connected(publishing.pubrec),
+        PubRel: _connected(publishing.pubrel),
+        PubComp: _connected(publishing.pubcomp),
+        Subscribe: _connected(subscribing.subscribe),
+        Unsubscribe: _connected(subscribing.unsubscribe),
+        PingReq: _connected(handle_pingreq),
+        Disconnect: _connected(handle_disconnect),
+        Auth: handle_unexpected,
+        Connack: handle_unexpected,
+        Suback: handle_unexpected,
+        Unsuback: handle_unexpected,
+        PingResp: handle_unexpected,
+    }

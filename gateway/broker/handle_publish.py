@@ -1,6 +1,11 @@
 """PUBLISH in both directions: the inbound QoS 0/1/2 flows and the acknowledgements of outbound
 messages (PUBACK, PUBREC, PUBREL, PUBCOMP).
 
+The protocol state of both directions (packet ids, QoS 2 exchanges, receive maximum, topic
+aliases) is the session's `MqttSession` (`gateway.mqtt.session`, shared with the bridge's
+client); `Publishing` adds what is the broker's: authorization, routing, the store, each
+collaborator handed in when the broker has opened its store.
+
 Inbound QoS 2 uses method B of the specification: the message is routed when the PUBLISH
 arrives and its packet id is remembered until PUBREL, so a duplicate PUBLISH is acknowledged
 but not routed twice. A producer's PUBACK/PUBREC is sent only after everything the message
@@ -9,168 +14,166 @@ wrote to the store is committed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
-from gateway.messages import received
+from gateway.messages import (
+    Message,
+    PublishResult,
+    answer_after_commit,
+    answer_now,
+    received,
+)
 from gateway.mqtt.packets import MQTT_5, PubAck, PubComp, Publish, PubRec, PubRel
-from gateway.mqtt.reasons import MQTTError, Reason, protocol_error
+from gateway.mqtt.reasons import Reason
 
 if TYPE_CHECKING:
+    from gateway.broker.access import Access
     from gateway.broker.connection import Connection
+    from gateway.broker.server import Stats
+    from gateway.broker.session import Outgoing
+    from gateway.queues.engine import QueueEngine
+    from gateway.store.committer import Committer
+    from gateway.store.disk import DiskBudget
+    from gateway.store.sessions import SessionStore
 
 _REFUSALS: dict[int, str] = {Reason.NOT_AUTHORIZED: "not authorized",
                              Reason.TOPIC_NAME_INVALID: "topic too deep or too long",
                              Reason.QUOTA_EXCEEDED: "quota exceeded"}
 
 
-def handle_publish(conn: Connection, p: Publish) -> None:
-    broker = conn.broker
-    session = conn.session
-    assert session is not None
-    if broker.overloaded:
-        conn.push_front(p)
-        broker.pause_producer(conn)
-        return
-    topic = _resolve_topic(conn, p)
-    settings = broker.config.mqtt
-    if p.qos > settings.max_qos:
-        raise MQTTError(Reason.QOS_NOT_SUPPORTED, f"QoS {p.qos} is not supported")
-    if p.retain and not settings.retain_available:
-        raise MQTTError(Reason.RETAIN_NOT_SUPPORTED, "retained messages are disabled")
-    if p.qos == 2 and p.packet_id in session.incoming_qos2:
-        conn.send_packet(PubRec(p.packet_id))
-        return
-    if (p.qos and not p.dup and conn.version == MQTT_5
-            and conn.inbound_unacked >= settings.receive_maximum):
-        raise MQTTError(Reason.RECEIVE_MAXIMUM_EXCEEDED, "too many unacknowledged QoS 1/2")
-    broker.stats.messages_received += 1
-    refused = broker.access.publish_reason(conn.username, conn.client_id, topic)
-    if refused:
-        broker.stats.publish_refused += 1
-        _acknowledge(conn, p, refused if conn.version == MQTT_5 else 0, False)
-        return
-    if p.qos and broker.disk.refuses():  # the store is at its disk budget (store/disk.py)
-        if conn.version != MQTT_5:
-            conn.close()  # 3.1.1 cannot refuse a message: no PUBACK, the client sends it again
+class Core(Protocol):
+    """What PUBLISH handling needs of the broker itself."""
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether the memory budget is exceeded (producers wait)."""
+
+    def pause_producer(self, conn: Connection) -> None: ...
+    def publish(self, message: Message) -> PublishResult: ...
+    def outgoing_done(self, conn: Connection, out: Outgoing, packet_id: int,
+                      reason: int = 0) -> None: ...
+
+
+class Publishing:
+    """The PUBLISH, PUBACK, PUBREC, PUBREL and PUBCOMP handlers and what they use."""
+
+    __slots__ = ("_access", "_clock", "_committer", "_core", "_disk", "_engine",
+                 "_session_store", "_stats")
+
+    def __init__(self, core: Core, *, access: Access, stats: Stats, disk: DiskBudget,
+                 committer: Committer, session_store: SessionStore, engine: QueueEngine,
+                 clock: Callable[[], float]) -> None:
+        self._core = core
+        self._access = access
+        self._stats = stats
+        self._disk = disk
+        self._committer = committer
+        self._session_store = session_store
+        self._engine = engine
+        self._clock = clock
+
+    def publish(self, conn: Connection, p: Publish) -> None:
+        core = self._core
+        session = conn.session
+        assert session is not None
+        if core.overloaded:
+            conn.push_front(p)
+            core.pause_producer(conn)
             return
-        _acknowledge(conn, p, Reason.QUOTA_EXCEEDED, False)
-        return
-    message = received(topic, p.payload, p.qos, p.retain, p.properties, conn.client_id,
-                       broker.clock())
-    result = broker.publish(message)
-    if result.blocked is not None:
-        conn.push_front(p)
-        conn.block()
-        broker.engine.wait_for_room(result.blocked, conn.unblock)
-        return
-    reason = result.reason if result.reason else (0 if result.matched else
-                                                  Reason.NO_MATCHING_SUBSCRIBERS)
-    durable = result.durable
-    if p.qos == 2 and reason < 0x80 and session.persistent:
-        # in the same commit as the message: a PUBLISH resent after a crash is a duplicate
-        broker.session_store.receive_qos2(session.client_id, p.packet_id)
-        durable = True
-    _acknowledge(conn, p, reason if conn.version == MQTT_5 else 0, durable)
+        mqtt = session.mqtt
+        topic = mqtt.receive(p)
+        if topic is None:  # a QoS 2 PUBLISH sent again before PUBREL: answered, not routed twice
+            conn.send_packet(PubRec(p.packet_id))
+            return
+        stats = self._stats
+        stats.messages_received += 1
+        refused = self._access.publish_reason(conn.username, conn.client_id, topic)
+        if refused:
+            stats.publish_refused += 1
+            self._acknowledge(conn, p, refused, False)
+            return
+        if p.qos and self._disk.refuses():  # the store is at its disk budget (store/disk.py)
+            if mqtt.version != MQTT_5:
+                conn.close()  # 3.1.1 cannot refuse a message: no PUBACK, it is sent again
+                return
+            self._acknowledge(conn, p, Reason.QUOTA_EXCEEDED, False)
+            return
+        message = received(topic, p.payload, p.qos, p.retain, p.properties, conn.client_id,
+                           self._clock())
+        result = core.publish(message)
+        if result.blocked is not None:
+            conn.push_front(p)
+            conn.block()
+            self._engine.wait_for_room(result.blocked, conn.unblock)
+            return
+        reason = result.reason if result.reason else (0 if result.matched else
+                                                      Reason.NO_MATCHING_SUBSCRIBERS)
+        durable = result.durable
+        if p.qos == 2 and reason < 0x80 and session.persistent:
+            # in the same commit as the message: a PUBLISH resent after a crash is a duplicate
+            self._session_store.receive_qos2(session.client_id, p.packet_id)
+            durable = True
+        self._acknowledge(conn, p, reason, durable)
 
-
-def _resolve_topic(conn: Connection, p: Publish) -> str:
-    topic = p.topic
-    alias = p.properties.get("topic_alias") if conn.version == MQTT_5 else None
-    if alias is not None:
-        if alias == 0 or alias > conn.broker.config.mqtt.topic_alias_maximum:
-            raise MQTTError(Reason.TOPIC_ALIAS_INVALID, f"topic alias {alias} is out of range")
-        if topic:
-            if conn.aliases_in is None:
-                conn.aliases_in = {}
-            conn.aliases_in[alias] = topic
-        else:
-            known = conn.aliases_in.get(alias) if conn.aliases_in else None
-            if known is None:
-                raise protocol_error(f"topic alias {alias} was never set")
-            topic = known
-    if not topic:
-        raise MQTTError(Reason.TOPIC_NAME_INVALID, "empty topic name")
-    return topic
-
-
-def _acknowledge(conn: Connection, p: Publish, reason: int, durable: bool) -> None:
-    """PUBACK/PUBREC now, or after the commit when the message (or an earlier one) is pending."""
-    if p.qos == 0:
-        return
-    conn.inbound_unacked += 1
-    if not durable and not conn.acks_waiting:
-        _send_ack(conn, p, reason)
-        return
-    conn.acks_waiting += 1
-
-    def committed(ok: bool) -> None:
-        conn.acks_waiting -= 1
-        if ok:
-            _send_ack(conn, p, reason)
-        elif conn.version == MQTT_5:
-            _send_ack(conn, p, Reason.UNSPECIFIED_ERROR)
-        else:
-            conn.close()
-
-    conn.broker.committer.on_commit(committed)
-
-
-def _send_ack(conn: Connection, p: Publish, reason: int) -> None:
-    if conn.closing:
-        return
-    props = conn.reason_props(_REFUSALS.get(reason, "message not stored")) if reason >= 0x80 else {}
-    if p.qos == 1:
-        conn.inbound_unacked -= 1
-        conn.send_packet(PubAck(p.packet_id, reason, props))
-    else:
+    def _acknowledge(self, conn: Connection, p: Publish, reason: int, durable: bool) -> None:
+        """PUBACK/PUBREC now, or after the commit when the message (or an earlier one) is
+        pending."""
+        if p.qos == 0:
+            return
         assert conn.session is not None
-        if reason < 0x80:
-            conn.session.hold_qos2((p.packet_id,))
+        conn.session.mqtt.expect_ack()
+        if answer_now(conn, durable):
+            _answer(conn, p, reason, True)
         else:
-            conn.inbound_unacked -= 1
-        conn.send_packet(PubRec(p.packet_id, reason, props))
+            answer_after_commit(conn, self._committer.on_commit,
+                                lambda stored: _answer(conn, p, reason, stored))
 
+    def pubrel(self, conn: Connection, p: PubRel) -> None:
+        session = conn.session
+        assert session is not None
+        reply = session.mqtt.pubrel(p)
+        if not reply.reason_code and session.persistent:
+            self._session_store.release_qos2(session.client_id, p.packet_id)
+        conn.send_packet(reply)
 
-def handle_pubrel(conn: Connection, p: PubRel) -> None:
-    session = conn.session
-    assert session is not None
-    if session.release_qos2(p.packet_id):
-        if session.persistent:
-            conn.broker.session_store.release_qos2(session.client_id, p.packet_id)
-        conn.inbound_unacked = max(0, conn.inbound_unacked - 1)
-        conn.send_packet(PubComp(p.packet_id))
-    else:
-        conn.send_packet(PubComp(p.packet_id, Reason.PACKET_IDENTIFIER_NOT_FOUND))
-
-
-def handle_puback(conn: Connection, p: PubAck) -> None:
-    session = conn.session
-    assert session is not None
-    out = session.acknowledge(p.packet_id)
-    if out is not None:
-        conn.broker.outgoing_done(conn, out, p.packet_id, p.reason_code)
-
-
-def handle_pubrec(conn: Connection, p: PubRec) -> None:
-    session = conn.session
-    assert session is not None
-    if p.reason_code >= 0x80:
-        out = session.acknowledge(p.packet_id)
+    def puback(self, conn: Connection, p: PubAck) -> None:
+        session = conn.session
+        assert session is not None
+        out = session.mqtt.puback(p)
         if out is not None:
-            conn.broker.outgoing_done(conn, out, p.packet_id, p.reason_code)
-        return
-    out = session.received(p.packet_id)
-    if out is None:
-        conn.send_packet(PubRel(p.packet_id, Reason.PACKET_IDENTIFIER_NOT_FOUND))
-        return
-    if out.store_id:
-        conn.broker.session_store.release(out.store_id, p.packet_id)
-    conn.send_packet(PubRel(p.packet_id))
+            self._core.outgoing_done(conn, out, p.packet_id, p.reason_code)
+
+    def pubrec(self, conn: Connection, p: PubRec) -> None:
+        session = conn.session
+        assert session is not None
+        out, reply = session.mqtt.pubrec(p)
+        if reply is None:  # refused: the message is finished
+            if out is not None:
+                self._core.outgoing_done(conn, out, p.packet_id, p.reason_code)
+            return
+        if out is not None and out.store_id:
+            self._session_store.release(out.store_id, p.packet_id)
+        conn.send_packet(reply)
+
+    def pubcomp(self, conn: Connection, p: PubComp) -> None:
+        session = conn.session
+        assert session is not None
+        out = session.mqtt.pubcomp(p)
+        if out is not None:
+            self._core.outgoing_done(conn, out, p.packet_id, 0)
 
 
-def handle_pubcomp(conn: Connection, p: PubComp) -> None:
+def _answer(conn: Connection, p: Publish, reason: int, stored: bool) -> None:
     session = conn.session
-    assert session is not None
-    out = session.acknowledge(p.packet_id)
-    if out is not None:
-        conn.broker.outgoing_done(conn, out, p.packet_id, 0)
+    if conn.closing or session is None:
+        return
+    if not stored:  # a 3.1.1 client cannot be refused: no answer, it sends the message again
+        if session.mqtt.version != MQTT_5:
+            conn.close()
+            return
+        reason = Reason.UNSPECIFIED_ERROR
+    props = None
+    if reason >= 0x80:
+        props = conn.reason_props(_REFUSALS.get(reason, "message not stored"))
+    conn.send_packet(session.mqtt.ack(p, reason, props))

@@ -12,7 +12,9 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.broker.server import Broker
+    from collections.abc import Iterable
+
+    from gateway.broker.connection import Connection
     from gateway.broker.session import Session
 
 log = logging.getLogger("gateway.broker")
@@ -48,23 +50,22 @@ class Limits:
         self.subscriptions = Refusals("subscription")
         self.connections = Refusals("connection")
 
-    def subscription_refused(self, broker: Broker, session: Session, topic_filter: str) -> bool:
-        """A new filter beyond `mqtt.max_subscriptions_per_client` (replacing one is fine)."""
-        limit = broker.config.mqtt.max_subscriptions_per_client
+    def subscription_refused(self, limit: int, session: Session, topic_filter: str) -> bool:
+        """A new filter beyond `limit` (`mqtt.max_subscriptions_per_client`; replacing one
+        is fine)."""
         if not limit or topic_filter in session.subscriptions \
                 or len(session.subscriptions) < limit:
             return False
         self.subscriptions.refuse(f"client {session.client_id}", limit)
         return True
 
-    def connection_refused(self, broker: Broker, username: str | None, client_id: str) -> bool:
-        """One connection too many for `username` (`mqtt.max_connections_per_user`); the
-        client's own earlier connection, which this one takes over, does not count."""
-        limit = broker.config.mqtt.max_connections_per_user
+    def connection_refused(self, limit: int, live: Iterable[Connection], username: str | None,
+                           client_id: str) -> bool:
+        """One connection too many for `username` (`limit`: `mqtt.max_connections_per_user`);
+        the client's own earlier connection, which this one takes over, does not count."""
         if not limit or username is None:
             return False
-        count = sum(1 for c in broker.live.values()
-                    if c.username == username and c.client_id != client_id)
+        count = sum(1 for c in live if c.username == username and c.client_id != client_id)
         if count < limit:
             return False
         self.connections.refuse(f"user {username}", limit)

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.broker import listeners, sysstats
+from gateway.broker import dispatch, listeners, sysstats
 from gateway.broker.access import Access
 from gateway.broker.backlog import BacklogContext
 from gateway.broker.connection import Connection
-from gateway.broker.handle_connect import MAX_EXPIRY
+from gateway.broker.dispatch import Handler
+from gateway.broker.handle_connect import MAX_EXPIRY, Connecting
+from gateway.broker.handle_publish import Publishing
+from gateway.broker.handle_subscribe import Subscribing
 from gateway.broker.limits import Limits
 from gateway.broker.login import Logins
 from gateway.broker.retained import RetainedStore
@@ -93,6 +96,7 @@ class Broker:
         self.session_store: SessionStore
         self.backlogs: BacklogContext
         self.disk: DiskBudget
+        self.handlers: dict[type, Handler]  # by packet type, once the store is open
 
     # ------------------------------------------------------------------ life cycle
 
@@ -122,6 +126,13 @@ class Broker:
             self.engine.load()
             self._restore_sessions()
             self.disk.start()
+        self.handlers = dispatch.handlers(
+            Connecting(self, access=self.access, stats=self.stats, limits=self.limits),
+            Publishing(self, access=self.access, stats=self.stats, disk=self.disk,
+                       committer=self.committer, session_store=self.session_store,
+                       engine=self.engine, clock=self.clock),
+            Subscribing(self, limits=self.limits, router=self.router, engine=self.engine,
+                        retained=self.retained, clock=self.clock))
 
     async def start(self) -> None:
         """Open the store, then listen (`open_storage` and `listen` can be called apart)."""
@@ -180,10 +191,10 @@ class Broker:
                 entry = SubEntry(session, sub, ident)
                 session.subscriptions[sub.filter] = entry
                 self._route_entry(sub.filter, entry)
-            session.hold_qos2(stored.incoming)
+            session.mqtt.restore_incoming(stored.incoming)
             for row_id, message, qos, packet_id in stored.released:
-                session.inflight[packet_id] = Outgoing(message, qos, store_id=row_id,
-                                                       released=True)
+                session.mqtt.restore(packet_id, Outgoing(message, qos, store_id=row_id),
+                                     released=True)
 
     def _route_entry(self, topic_filter: str, entry: SubEntry) -> None:
         if self.engine.is_queue_filter(topic_filter):
@@ -327,8 +338,8 @@ class Broker:
         assert session is not None
         del self.live[conn.client_id]
         self.engine.detach(session)
-        for packet_id in [pid for pid, out in session.inflight.items() if out.token]:
-            del session.inflight[packet_id]
+        for packet_id in [pid for pid, out in session.mqtt.inflight.items() if out.token]:
+            session.mqtt.forget(packet_id)
         session.detach()
         now = self.clock()
         session.disconnected_at = now
@@ -425,7 +436,7 @@ class Broker:
         if session is None:
             return
         if packet_id:
-            session.inflight.pop(packet_id, None)
+            session.mqtt.forget(packet_id)
         if out.store_id:
             session.backlog.done(session.client_id, out)
         session.drain()
@@ -452,8 +463,8 @@ class Broker:
             if conn.session is None:
                 if loop_now - conn.connected_at > connect_timeout:
                     conn.close()
-            elif (conn.keepalive and not conn.blocked  # a held producer is not idle
-                  and loop_now - conn.last_seen > conn.keepalive * 1.5):
+            elif (not conn.blocked  # a held producer is not idle
+                  and conn.session.mqtt.silent(loop_now - conn.last_seen)):
                 conn.disconnect(Reason.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         for pending in self.wills.due(now):
             self.publish_will(pending.client_id, pending.will, pending.username)

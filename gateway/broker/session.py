@@ -1,4 +1,6 @@
-"""Per-client session state: subscriptions, outbound flow control, packet identifiers.
+"""Per-client session state: subscriptions, outbound flow control, the backlog; the MQTT
+protocol state (packet ids, messages in flight, inbound QoS 2 ids, the negotiated limits) is
+`mqtt`, a sans-IO `gateway.mqtt.session.MqttSession`, as the bridge's client keeps one too.
 
 A session outlives its connection when it is persistent (3.1.1 clean session 0, or a 5.0
 session expiry above zero). Outbound QoS 1/2 messages are either in flight (counted against the
@@ -9,16 +11,15 @@ cap) and dropped when not. The session never touches a socket: it hands packets 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.broker.backlog import Backlog, BacklogContext, Outgoing
 from gateway.mqtt.packets import Subscription, Will
+from gateway.mqtt.session import MqttSession
 from gateway.queues.model import Delivery
 
 __all__ = ["Link", "Outgoing", "Session", "SubEntry"]
-_NO_IDS: frozenset[int] = frozenset()  # what a session that holds no QoS 2 id shares
 
 
 @dataclass(slots=True)
@@ -33,8 +34,6 @@ class SubEntry:
 class Link(Protocol):
     """What a session needs from its live connection."""
 
-    receive_maximum: int
-
     def send_publish(self, out: Outgoing, packet_id: int) -> None: ...
     def send_pubrel(self, packet_id: int) -> None: ...
     def writable(self) -> bool: ...
@@ -47,13 +46,11 @@ class Session:
     expiry: int = 0
     subscriptions: dict[str, SubEntry] = field(default_factory=dict)
     link: Link | None = None
-    inflight: dict[int, Outgoing] = field(default_factory=dict)
-    incoming_qos2: set[int] | frozenset[int] = _NO_IDS  # a set once one is held
+    mqtt: MqttSession[Outgoing] = field(default_factory=MqttSession)
     will: Will | None = None
     username: str | None = None
     claimed: bool = True  # False: stored before owners were kept; the next user claims it
     disconnected_at: float = 0.0
-    next_packet_id: int = 1
     protocol_level: int = 4
     holding: bool = False
 
@@ -69,26 +66,12 @@ class Session:
     def connected(self) -> bool:
         return self.link is not None
 
-    def hold_qos2(self, packet_ids: Iterable[int]) -> None:
-        """Remember QoS 2 packet ids received and not yet released (PUBREL)."""
-        held = self.incoming_qos2
-        if not isinstance(held, set):
-            held = self.incoming_qos2 = set()
-        held.update(packet_ids)
-
-    def release_qos2(self, packet_id: int) -> bool:
-        """Forget a held QoS 2 packet id; False when it was not held."""
-        held = self.incoming_qos2
-        if packet_id not in held or not isinstance(held, set):
-            return False
-        held.discard(packet_id)
-        return True
-
     def window(self) -> int:
         """Free QoS 1/2 in-flight slots (Receive Maximum flow control)."""
         if self.link is None:
             return 0
-        return self.link.receive_maximum - len(self.inflight)
+        mqtt = self.mqtt  # `MqttSession.window`, inline: asked for every message
+        return mqtt.send_maximum - len(mqtt.inflight)
 
     def queue_capacity(self) -> int:
         """How many queue deliveries this session can take right now."""
@@ -114,17 +97,8 @@ class Session:
 
     def _send(self, out: Outgoing) -> None:
         self.backlog.sent(out)
-        packet_id = self._allocate_id()
-        self.inflight[packet_id] = out
         assert self.link is not None
-        self.link.send_publish(out, packet_id)
-
-    def _allocate_id(self) -> int:
-        pid = self.next_packet_id
-        while pid in self.inflight:
-            pid = pid % 65535 + 1
-        self.next_packet_id = pid % 65535 + 1
-        return pid
+        self.link.send_publish(out, self.mqtt.publish(out))
 
     def queue_deliver(self, delivery: Delivery) -> None:
         """A queue hands this session (a consumer) one message (`queues.engine.Consumer`), with
@@ -156,22 +130,11 @@ class Session:
         if backlog.disk_count:
             backlog.refill(self.client_id, self.drain)
 
-    def acknowledge(self, packet_id: int) -> Outgoing | None:
-        """PUBACK or PUBCOMP: the message is done; returns it (None if unknown)."""
-        return self.inflight.pop(packet_id, None)
-
-    def received(self, packet_id: int) -> Outgoing | None:
-        """PUBREC: the QoS 2 message moves to the release phase (still in flight)."""
-        out = self.inflight.get(packet_id)
-        if out is not None:
-            out.released = True
-        return out
-
     def resume(self, link: Link) -> None:
         """A client reconnected to this session: resend what was in flight, then drain."""
         self.link = link
-        for packet_id, out in sorted(self.inflight.items()):
-            if out.released:
+        for packet_id, out, released in self.mqtt.resend():
+            if released:
                 link.send_pubrel(packet_id)
             else:
                 out.dup = True
@@ -179,13 +142,9 @@ class Session:
         self.drain()
 
     def detach(self) -> None:
-        """The connection is gone. Dicts and sets never shrink in CPython: one that held a
-        burst of thousands in flight keeps its table (~40 KB per 1,000) after they were all
-        acknowledged, so an emptied one is replaced for the time the session waits offline."""
+        """The connection is gone: the protocol state keeps what the session owes and drops
+        what only the connection used."""
         self.link = None
         self.backlog.flush_done(self.client_id)
         self.backlog.offline()
-        if not self.inflight:
-            self.inflight = {}
-        if not self.incoming_qos2:
-            self.incoming_qos2 = _NO_IDS
+        self.mqtt.shrink()

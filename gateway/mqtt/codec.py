@@ -8,6 +8,7 @@ of the decoder (as h11's): we either parse it, or raise `MQTTError`, never any o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from gateway.mqtt import properties as props
 from gateway.mqtt import wire
@@ -154,22 +155,24 @@ def _encode_reason_only(first: int, reason: int, p: Properties, version: int) ->
     return _frame(first, bytes((reason,)) + props.encode(p))
 
 
-_ENCODERS: dict[type, Callable[[object, int], bytes]] = {
-    Publish: encode_publish,  # type: ignore[dict-item]
-    Connect: _encode_connect,  # type: ignore[dict-item]
-    Connack: _encode_connack,  # type: ignore[dict-item]
-    PubAck: lambda p, v: _ack(0x40, p.packet_id, p.reason_code, p.properties, v),  # type: ignore[attr-defined]
-    PubRec: lambda p, v: _ack(0x50, p.packet_id, p.reason_code, p.properties, v),  # type: ignore[attr-defined]
-    PubRel: lambda p, v: _ack(0x62, p.packet_id, p.reason_code, p.properties, v),  # type: ignore[attr-defined]
-    PubComp: lambda p, v: _ack(0x70, p.packet_id, p.reason_code, p.properties, v),  # type: ignore[attr-defined]
-    Subscribe: _encode_subscribe,  # type: ignore[dict-item]
-    Suback: _encode_suback,  # type: ignore[dict-item]
-    Unsubscribe: _encode_unsubscribe,  # type: ignore[dict-item]
-    Unsuback: _encode_unsuback,  # type: ignore[dict-item]
+# Keyed by each packet's own class, so an encoder only ever gets the class it is written for:
+# `Any` says that, without one ignore per entry.
+_ENCODERS: dict[type, Callable[[Any, int], bytes]] = {
+    Publish: encode_publish,
+    Connect: _encode_connect,
+    Connack: _encode_connack,
+    PubAck: lambda p, v: _ack(0x40, p.packet_id, p.reason_code, p.properties, v),
+    PubRec: lambda p, v: _ack(0x50, p.packet_id, p.reason_code, p.properties, v),
+    PubRel: lambda p, v: _ack(0x62, p.packet_id, p.reason_code, p.properties, v),
+    PubComp: lambda p, v: _ack(0x70, p.packet_id, p.reason_code, p.properties, v),
+    Subscribe: _encode_subscribe,
+    Suback: _encode_suback,
+    Unsubscribe: _encode_unsubscribe,
+    Unsuback: _encode_unsuback,
     PingReq: lambda p, v: b"\xc0\x00",
     PingResp: lambda p, v: b"\xd0\x00",
-    Disconnect: lambda p, v: _encode_reason_only(0xE0, p.reason_code, p.properties, v),  # type: ignore[attr-defined]
-    Auth: lambda p, v: _encode_reason_only(0xF0, p.reason_code, p.properties, MQTT_5),  # type: ignore[attr-defined]
+    Disconnect: lambda p, v: _encode_reason_only(0xE0, p.reason_code, p.properties, v),
+    Auth: lambda p, v: _encode_reason_only(0xF0, p.reason_code, p.properties, MQTT_5),
 }
 
 

@@ -7,7 +7,7 @@ so a packet without properties costs one empty dict.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
 from gateway.mqtt import wire
 from gateway.mqtt.reasons import malformed, protocol_error
@@ -118,6 +118,23 @@ _BYTE_01 = {"payload_format_indicator", "request_problem_information",
 _NON_ZERO = {"receive_maximum", "maximum_packet_size", "subscription_identifier"}
 
 
+# The one rule for what travels with a message from its publisher to every receiver (a
+# subscriber, a queue consumer, an upstream broker): the application's properties, 5.0
+# §3.3.2.3. Everything else a PUBLISH or a will carries is per hop or per connection (topic
+# alias, subscription identifiers, will delay) and the message expiry is sent as what is left.
+FORWARDED = frozenset(("payload_format_indicator", "content_type", "response_topic",
+                       "correlation_data", "user_property"))
+
+
+def forwarded(props: Properties) -> Properties:
+    """The properties of `props` that travel with the message (`FORWARDED`); `props` itself
+    when it holds nothing else."""
+    for key in props:
+        if key not in FORWARDED:
+            return cast(Properties, {k: v for k, v in props.items() if k in FORWARDED})
+    return props
+
+
 def encode(props: Properties) -> bytes:
     """Encode a property dict as `varint length + properties`."""
     if not props:
@@ -125,13 +142,13 @@ def encode(props: Properties) -> bytes:
     out = bytearray()
     for name, value in props.items():
         pid, kind = IDS[name]
-        if kind is Kind.PAIR:
-            for k, v in value:  # type: ignore[attr-defined]
+        if name == "user_property":
+            for k, v in props["user_property"]:
                 out.append(pid)
                 out += wire.utf8(k)
                 out += wire.utf8(v)
         elif name == "subscription_identifier":
-            for sid in value:  # type: ignore[attr-defined]
+            for sid in props["subscription_identifier"]:
                 out.append(pid)
                 out += wire.varint(sid)
         else:
@@ -141,17 +158,19 @@ def encode(props: Properties) -> bytes:
 
 
 def _encode_value(kind: Kind, value: object) -> bytes:
-    if kind is Kind.BYTE:
-        return bytes((value,))  # type: ignore[arg-type]
-    if kind is Kind.U16:
-        return int(value).to_bytes(2, "big")  # type: ignore[call-overload,no-any-return]
-    if kind is Kind.U32:
-        return int(value).to_bytes(4, "big")  # type: ignore[call-overload,no-any-return]
-    if kind is Kind.VARINT:
-        return wire.varint(value)  # type: ignore[arg-type]
-    if kind is Kind.UTF8:
-        return wire.utf8(value)  # type: ignore[arg-type]
-    return wire.binary(value)  # type: ignore[arg-type]
+    if isinstance(value, int):
+        if kind is Kind.BYTE:
+            return bytes((value,))
+        if kind is Kind.U16:
+            return value.to_bytes(2, "big")
+        if kind is Kind.U32:
+            return value.to_bytes(4, "big")
+        return wire.varint(value)
+    if isinstance(value, str):
+        return wire.utf8(value)
+    if isinstance(value, bytes):
+        return wire.binary(value)
+    raise TypeError(f"property value {value!r} is not an int, str or bytes")
 
 
 def decode(buf: bytes, pos: int, end: int, where: Where) -> tuple[Properties, int]:
@@ -160,7 +179,7 @@ def decode(buf: bytes, pos: int, end: int, where: Where) -> tuple[Properties, in
     stop = pos + length
     if stop > end:
         raise malformed("property length exceeds the packet")
-    props: dict[str, object] = {}
+    props: dict[str, Any] = {}  # each value of its TABLE kind: what `Properties` declares
     while pos < stop:
         pid, pos = wire.read_varint(buf, pos, stop)
         entry = TABLE.get(pid)
@@ -175,14 +194,14 @@ def decode(buf: bytes, pos: int, end: int, where: Where) -> tuple[Properties, in
         if name in _NON_ZERO and value == 0:
             raise protocol_error(f"property {name} must not be 0")
         if name in _REPEATABLE:
-            props.setdefault(name, []).append(value)  # type: ignore[attr-defined]
+            props.setdefault(name, []).append(value)
         elif name in props:
             raise protocol_error(f"property {name} appears twice")
         else:
             props[name] = value
     if pos != stop:
         raise malformed("property block overruns its length")
-    return props, stop  # type: ignore[return-value]
+    return cast(Properties, props), stop
 
 
 def _decode_value(kind: Kind, buf: bytes, pos: int, end: int) -> tuple[object, int]:

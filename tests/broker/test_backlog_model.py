@@ -13,6 +13,7 @@ import pytest
 from gateway.broker.backlog import BacklogContext, Stored
 from gateway.broker.session import Outgoing, Session
 from gateway.messages import received
+from gateway.mqtt.packets import MQTT_311, PubAck
 
 
 class Rows:
@@ -56,8 +57,7 @@ class Link:
     """One connection; `first_sends` (shared by a session's links) records each store id
     the first time it is sent."""
 
-    def __init__(self, receive_maximum: int, first_sends: list[int]) -> None:
-        self.receive_maximum = receive_maximum
+    def __init__(self, first_sends: list[int]) -> None:
         self.sent: list[tuple[int, Outgoing]] = []
         self.first_sends = first_sends
 
@@ -91,27 +91,30 @@ def test_every_stored_message_arrives_once_in_order(seed: int) -> None:
             next_id += 1
         elif action < 0.75 and link is not None and link.sent:
             packet_id, out = link.sent.pop(rng.randrange(min(3, len(link.sent))))
-            if session.acknowledge(packet_id) is not None:
+            if session.mqtt.puback(PubAck(packet_id)) is not None:
                 delivered.append(out.store_id)
                 store.done.add(out.store_id)
                 session.backlog.done("c", out)
                 session.drain()
         elif action < 0.8:
             if link is None:
-                link = Link(rng.randint(1, 20), first_sends)
+                link = Link(first_sends)
+                session.mqtt.connect(MQTT_311, send_maximum=rng.randint(1, 20))
                 session.resume(link)
             else:
                 session.detach()
                 link = None
         else:
             store.settle()
-    link = link or Link(20, first_sends)
+    if link is None:
+        link = Link(first_sends)
+        session.mqtt.connect(MQTT_311, send_maximum=20)
     session.resume(link)
     while store.rows.keys() - store.done:
         store.settle()
         for packet_id, out in list(link.sent):
             link.sent.remove((packet_id, out))
-            if session.acknowledge(packet_id) is not None:
+            if session.mqtt.puback(PubAck(packet_id)) is not None:
                 delivered.append(out.store_id)
                 store.done.add(out.store_id)
                 session.backlog.done("c", out)
@@ -141,7 +144,8 @@ def test_a_message_never_acknowledged_keeps_the_range_but_not_the_memory() -> No
     store = Rows()
     session = Session.new("c", BacklogContext(store, lambda: 0.0, max_messages=0, max_bytes=0),
                           expiry=60)
-    link = Link(10, [])
+    link = Link([])
+    session.mqtt.connect(MQTT_311, send_maximum=10)
     session.resume(link)
     stuck: tuple[int, Outgoing] | None = None
     for row_id in range(1, 6001):
@@ -152,13 +156,13 @@ def test_a_message_never_acknowledged_keeps_the_range_but_not_the_memory() -> No
         if stuck is None:
             stuck = (packet_id, out)
             continue
-        assert session.acknowledge(packet_id) is out
+        assert session.mqtt.forget(packet_id) is out
         store.done.add(row_id)
         session.backlog.done("c", out)
     assert sorted(store.rows) == [1]
     assert len(session.backlog.early or ()) <= 4096 and len(session.backlog.flight or ()) <= 4097
     packet_id, out = stuck
-    assert session.acknowledge(packet_id) is out
+    assert session.mqtt.forget(packet_id) is out
     store.done.add(out.store_id)
     session.backlog.done("c", out)
     assert not store.rows and not session.backlog.flight

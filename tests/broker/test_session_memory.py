@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from gateway.broker.backlog import BacklogContext
 from gateway.broker.session import Outgoing, Session
 from gateway.messages import received
-from gateway.mqtt.packets import MQTT_311
+from gateway.mqtt.packets import MQTT_311, PubAck
 from tests.broker.test_backlog import rss_kib
 from tests.conftest import GatewayFactory
 from tests.support.clients import RawClient, connected
@@ -18,7 +18,6 @@ from tests.support.clients import RawClient, connected
 class Link:
     """A connection that takes every PUBLISH (the Link protocol, no socket)."""
 
-    receive_maximum: int = 65535
     sent: list[int] = field(default_factory=list)
 
     def send_publish(self, out: Outgoing, packet_id: int) -> None:
@@ -52,9 +51,9 @@ def test_a_drained_burst_leaves_no_table_behind() -> None:
     for _ in range(2000):
         session.deliver(Outgoing(message, 1))
     for packet_id in list(link.sent):
-        session.acknowledge(packet_id)
+        session.mqtt.puback(PubAck(packet_id))
     session.detach()
-    assert sys.getsizeof(session.inflight) < 1024
+    assert sys.getsizeof(session.mqtt.inflight) < 1024
 
 
 def test_a_thousand_drained_persistent_sessions_cost_a_few_kb_each(
