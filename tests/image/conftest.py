@@ -17,7 +17,8 @@ IMAGE = Path(__file__).resolve().parents[2] / "image"
 FIRSTBOOT = IMAGE / "firstboot" / "edgeq_firstboot.py"
 DEFAULT_CONFIG = IMAGE / "overlay" / "etc" / "edgeq" / "edgeq.toml"
 SAMPLES = Path(__file__).resolve().parent / "samples"
-# Put before the code of gateway/cli.py to make a deliberately broken release of edgeq: one that
+# Put into gateway/cli.py (after its __future__ import) to make a deliberately broken release of
+# edgeq: one that
 # fails at import (caught by the package's check before the switch), one that passes the check
 # but cannot serve (caught after the restart, and rolled back).
 BROKEN_AT_IMPORT = 'raise SystemExit("deliberately broken release")\n'
@@ -36,7 +37,9 @@ def broken_wheels(wheels: Path, dest: Path, code: str) -> Path:
             for item in src.infolist():
                 data = src.read(item)
                 if item.filename == "gateway/cli.py":
-                    data = code.encode() + data
+                    future = b"from __future__ import annotations\n"
+                    assert future in data, "gateway/cli.py no longer starts as expected"
+                    data = data.replace(future, future + code.encode(), 1)
                 out.writestr(item, data)
     return dest
 

@@ -120,6 +120,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            .replace('"/etc/edgeq/passwd"', f'"{etc / "passwd"}"')
                            .replace("0.0.0.0:1883", "127.0.0.1:0"))
     make_store(root / "var/lib/edgeq", host_config)
+    # owners and modes as every boot sets them (edgeq.tmpfiles: root:edgeq 0640)
+    done = in_chroot(root, "systemd-tmpfiles", "--create", "edgeq.conf")
+    assert done.returncode == 0, done.stderr
     return root
 
 
