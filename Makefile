@@ -10,7 +10,7 @@ SYSTEM_DEPS := /usr/sbin/mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
 	systemd-analyze:systemd node:nodejs npm:npm
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow lint typecheck bench demo image system-deps node-deps clean docs
+.PHONY: run test test-slow lint typecheck bench demo image deb system-deps node-deps clean docs
 
 run: $(VENV)/.installed
 	$(BIN)/edgeq serve --listen 127.0.0.1:1883 --data-dir var
@@ -36,6 +36,10 @@ demo: $(VENV)/.installed
 
 image:
 	$(MAKE) -C image
+
+# The edgeq Debian package for a gateway made from the image (docs/image.md, "Updating edgeq").
+deb:
+	$(MAKE) -C image deb
 
 # Debian packages the gateway, the tests and the benchmarks use; installed only when missing.
 system-deps:

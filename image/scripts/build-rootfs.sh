@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Stage 2 of the image: edgeq on top of the Debian base. Copies the base, then adds the image's
-# system configuration (overlay/), the systemd units of the repository (systemd/), the users,
-# edgeq in its own venv (/opt/edgeq/venv, from wheels, no network), first-boot provisioning,
-# and the Raspberry Pi boot configuration. Takes a few minutes.
+# system configuration (overlay/), the edgeq Debian package (build-deb.sh: the units of
+# systemd/ and edgeq in its own venv, /opt/edgeq/venv, from wheels, no network), the users,
+# first-boot provisioning, and the Raspberry Pi boot configuration. Takes a few minutes.
 #
-# usage: build-rootfs.sh BASE_DIR TARGET_DIR WHEELS_DIR UNITS_DIR
+# usage: build-rootfs.sh BASE_DIR TARGET_DIR EDGEQ_DEB
 # env:   SOURCE_DATE_EPOCH
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,17 +12,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 image_dir=$(dirname "$here")
-base=$1 final=$2 wheels=$3 units=$4
+base=$1 final=$2 deb=$3
 target=$final.tmp
 : "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH (the Makefile does)}"
 export SOURCE_DATE_EPOCH
 
 VENV=/opt/edgeq/venv
 ADMIN="admin"
-COMPILE_CHECK='
-import compileall, sys
-import gateway, tui
-sys.exit(not all(compileall.compile_dir(p.__path__[0], quiet=1) for p in (gateway, tui)))'
 ENABLE=(edgeq.service edgeq-firstboot.service edgeq-growroot.service edgeq-ssh-hostkeys.service
         ssh.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service)
 
@@ -47,23 +43,6 @@ install_overlay() {
   install -D -m 0644 "$image_dir/../docs/image.md" "$target/usr/share/doc/edgeq-image/image.md"
 }
 
-# The repository's systemd/ directory, installed where each kind of file belongs.
-install_units() {
-  [ -f "$units/edgeq.service" ] || die "no edgeq.service in $units"
-  local f name
-  for f in "$units"/*; do
-    name=$(basename "$f")
-    case "$name" in
-      *.service|*.socket|*.timer|*.path|*.target)
-        install -m 0644 "$f" "$target/usr/lib/systemd/system/$name" ;;
-      *.sysusers) install -m 0644 "$f" "$target/usr/lib/sysusers.d/${name%.sysusers}.conf" ;;
-      *.tmpfiles) install -m 0644 "$f" "$target/usr/lib/tmpfiles.d/${name%.tmpfiles}.conf" ;;
-      *.rules) install -m 0644 "$f" "$target/etc/udev/rules.d/$name" ;;
-      *) log "not installed from $units: $name" ;;
-    esac
-  done
-}
-
 # edgeq and gpio from the sysusers files; `admin` (in group edgeq: it reads admin.json, so
 # `edgeq top` runs without sudo) logs in with a key only ('*': no password
 # can ever match, unlike '!' which sshd may treat as a locked account).
@@ -82,19 +61,17 @@ secure_config() {
   chmod 0640 "$target/etc/edgeq/edgeq.toml"
 }
 
-# edgeq in its own venv. --system-site-packages lets it use Debian's python3-systemd.
+# The package's postinst (deb/edgeq-update) builds the venv from its wheels and refuses a
+# release that does not compile: the wheel is built from the working tree, so a half-edited one
+# is never shipped. Installed before the overlay: the image's edgeq.toml names the password file
+# that first boot makes, so `check-config` could not pass yet. systemd does not run here, so
+# nothing is restarted.
 install_edgeq() {
-  mkdir -p "$target/tmp/edgeq-wheels"
-  cp "$wheels"/*.whl "$target/tmp/edgeq-wheels/"
-  in_chroot "$target" python3 -m venv --system-site-packages "$VENV"
-  in_chroot "$target" "$VENV/bin/pip" install --no-index --no-cache-dir \
-    --find-links /tmp/edgeq-wheels "edgeq[tui,appliance]" paho-mqtt lgpio
-  # The wheel is built from the working tree: refuse a half-edited one rather than ship it.
-  in_chroot "$target" "$VENV/bin/python" -c "$COMPILE_CHECK" \
-    || die "edgeq's installed sources do not compile (see above)"
-  in_chroot "$target" "$VENV/bin/pip" freeze --all > "$target/opt/edgeq/manifest.txt"
-  rm -rf "$target/tmp/edgeq-wheels"
-  ln -sf "$VENV/bin/edgeq" "$target/usr/local/bin/edgeq"
+  [ -f "$deb" ] || die "no package $deb: run 'make -C image deb'"
+  cp "$deb" "$target/tmp/edgeq.deb"
+  in_chroot "$target" env LG_WD=/tmp dpkg --install /tmp/edgeq.deb \
+    || die "the edgeq package did not install (see above)"
+  rm -f "$target/tmp/edgeq.deb"
 }
 
 enable_units() {
@@ -155,11 +132,10 @@ main() {
   [ -d "$base" ] || die "no base stage at $base: run 'make -C image base'"
   log "stage 2: edgeq into $final"
   copy_base
+  install_edgeq
   install_overlay
-  install_units
   create_users
   secure_config
-  install_edgeq
   enable_units
   configure_boot
   make_anonymous

@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,39 @@ IMAGE = Path(__file__).resolve().parents[2] / "image"
 FIRSTBOOT = IMAGE / "firstboot" / "edgeq_firstboot.py"
 DEFAULT_CONFIG = IMAGE / "overlay" / "etc" / "edgeq" / "edgeq.toml"
 SAMPLES = Path(__file__).resolve().parent / "samples"
+# Put into gateway/cli.py (after its __future__ import) to make a deliberately broken release of
+# edgeq: one that
+# fails at import (caught by the package's check before the switch), one that passes the check
+# but cannot serve (caught after the restart, and rolled back).
+BROKEN_AT_IMPORT = 'raise SystemExit("deliberately broken release")\n'
+BROKEN_SERVE = ('import sys\nif "serve" in sys.argv:\n'
+                '    raise SystemExit("deliberately broken serve")\n')
+
+
+def broken_wheels(wheels: Path, dest: Path, code: str) -> Path:
+    """A copy of a release's wheels whose edgeq runs `code` first in gateway/cli.py."""
+    dest.mkdir()
+    for wheel in wheels.glob("*.whl"):
+        if not wheel.name.startswith("edgeq-"):
+            shutil.copy2(wheel, dest / wheel.name)
+            continue
+        with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(dest / wheel.name, "w") as out:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename == "gateway/cli.py":
+                    future = b"from __future__ import annotations\n"
+                    assert future in data, "gateway/cli.py no longer starts as expected"
+                    data = data.replace(future, future + code.encode(), 1)
+                out.writestr(item, data)
+    return dest
+
+
+def build_deb(wheels: Path, out: Path, version: str) -> Path:
+    """The edgeq package of `wheels` (image/scripts/build-deb.sh) at `version`."""
+    subprocess.run([str(IMAGE / "scripts/build-deb.sh"), str(wheels),
+                    str(IMAGE.parent / "systemd"), str(out), version],
+                   check=True, capture_output=True, text=True)
+    return out / f"edgeq_{version}_arm64.deb"
 
 
 def load_firstboot() -> ModuleType:

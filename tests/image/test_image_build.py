@@ -22,7 +22,14 @@ from types import ModuleType
 
 import pytest
 
-from tests.image.conftest import IMAGE, SAMPLES, make_tls_pair
+from tests.image.conftest import (
+    BROKEN_SERVE,
+    IMAGE,
+    SAMPLES,
+    broken_wheels,
+    build_deb,
+    make_tls_pair,
+)
 
 OUT = Path(os.environ.get("EDGEQ_IMAGE_OUT", IMAGE / "out"))
 ROOTFS = OUT / "rootfs"
@@ -72,7 +79,7 @@ def test_edgeq_venv_imports_on_arm64(built: Path) -> None:
 
 
 def test_edgeq_command_runs(built: Path) -> None:
-    done = in_chroot(built, "/usr/local/bin/edgeq", "--help")
+    done = in_chroot(built, "/usr/bin/edgeq", "--help")
 
     assert done.returncode == 0, done.stderr
     assert "serve" in done.stdout
@@ -235,9 +242,15 @@ def load_boot_test() -> ModuleType:
 @pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
                     reason="qemu-system-aarch64 is missing (make -C image prereqs installs it)")
 def test_image_boots_and_the_gateway_answers_mqtt(built: Path, tmp_path: Path) -> None:
+    """Then updates the running gateway with apt: N+1, and an N+2 that cannot serve."""
     boot_test = load_boot_test()
+    shipped = (built / "etc/edgeq-image-release").read_text().split("EDGEQ_VERSION=")[1].split()[0]
+    update = build_deb(OUT / "wheels", tmp_path / "n1", f"{shipped}+update1")
+    broken = build_deb(broken_wheels(OUT / "wheels", tmp_path / "broken", BROKEN_SERVE),
+                       tmp_path / "n2", f"{shipped}+update2")
 
-    result = boot_test.boot_and_check(CARD, built, tmp_path / "boot", timeout=900)
+    result = boot_test.boot_and_check(CARD, built, tmp_path / "boot", timeout=900,
+                                      updates=[update, broken])
 
     console = (tmp_path / "boot/console.log").read_text(errors="replace")
     assert result.connack == boot_test.CONNACK_NOT_AUTHORIZED, console[-4000:]  # anonymous
@@ -256,3 +269,42 @@ def test_image_boots_and_the_gateway_answers_mqtt(built: Path, tmp_path: Path) -
     root_mb = int(facts["root_size"])
     image_root_mb = (CARD.stat().st_size - 260 * 2**20) // 2**20
     assert root_mb > image_root_mb + 512, facts
+    # SD card wear: the journal and /tmp in RAM
+    assert facts["journal"].split() == ["tmpfs", "0"], facts
+    assert facts["tmp"] == "tmpfs", facts
+    # the update: switched, restarted, store kept
+    first, second = result.updates
+    assert first["rc"] == "0", first["output"]
+    assert first["release"] == f"releases/{shipped}+update1", first
+    assert (first["edgeq"], first["connack"]) == ("active", "20020000"), first
+    assert first["retained"] == "kept-across-updates", first
+    # the broken one: started, failed, rolled back to N+1, reported by apt
+    assert second["rc"] != "0", second
+    assert f"rolled back to release {shipped}+update1" in second["output"], second["output"]
+    assert "deliberately broken serve" in second["output"], second["output"]
+    assert second["release"] == f"releases/{shipped}+update1", second
+    assert (second["edgeq"], second["connack"]) == ("active", "20020000"), second
+    assert second["retained"] == "kept-across-updates", second
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
+                    reason="qemu-system-aarch64 is missing (make -C image prereqs installs it)")
+def test_image_boots_on_the_raspberry_pi_3_model(built: Path, tmp_path: Path) -> None:
+    """qemu -M raspi3b, with the kernel, initramfs and command line config.txt and cmdline.txt
+    name on the card's FAT partition and the Pi 3 B device tree: the card's own boot files."""
+    boot_test = load_boot_test()
+
+    result = boot_test.boot_and_check(CARD, built, tmp_path / "pi", timeout=1800,
+                                      machine="raspi3b")
+
+    console = (tmp_path / "pi/console.log").read_text(errors="replace")
+    assert result.connack == boot_test.CONNACK_NOT_AUTHORIZED, console[-4000:]
+    assert result.device_connack == boot_test.CONNACK_ACCEPTED, console[-4000:]
+    facts = result.facts
+    assert facts["model"].startswith("Raspberry Pi 3 Model B"), facts
+    assert facts["root_device"] == "/dev/mmcblk0p2", facts  # the SD card
+    assert facts["network"].startswith("eth0 "), facts  # USB Ethernet, named as on the board
+    assert facts["edgeq"] == "active", console[-4000:]
+    assert facts["firstboot"] == "active", facts
+    assert facts["hostname"] == boot_test.HOSTNAME, facts
+    assert facts["failed"] == "", facts
