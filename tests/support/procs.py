@@ -18,11 +18,36 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _port_slice() -> range:
+    """Ports this test process hands out: below the kernel's ephemeral range, so a client's
+    outgoing connection can never hold a port a gateway must bind again at its restart, and a
+    slice of their own for each xdist worker, so two workers never pick the same one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (_PORTS.stop - _PORTS.start) // max(workers, 1)
+    return range(_PORTS.start + worker * size, _PORTS.start + (worker + 1) * size)
+
+
+_PORTS = range(20_000, 32_000)  # the ephemeral range starts at 32768 (ip_local_port_range)
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, from this process's slice,
+    in turn (so one handed out lately is not handed out again soon)."""
+    ports = _port_slice()
+    if not _next_port:
+        _next_port.append(ports.start + (os.getpid() % len(ports)))
+    for _ in range(len(ports)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < ports.stop else ports.start
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
