@@ -27,7 +27,7 @@ from gateway.admin import http, metrics
 from gateway.admin.endpoint import CONNECTION_FILE, PREFIX
 from gateway.admin.history import History, sample_every
 from gateway.admin.http import HttpError, Request, Response
-from gateway.broker import login, sysstats
+from gateway.broker import sysstats
 from gateway.config import ConfigError, queue_spec, split_address
 from gateway.queues.model import QueueError, QueueStats
 from gateway.store.db import DB_NAME
@@ -102,8 +102,9 @@ class AdminApi:
         now = time.monotonic()
         if self._verified.get(key, 0.0) > now:
             return True
-        if self.broker.access.authenticator.password_file is None or not await login.verify(
-                self.broker, peer, user, password.encode(), "admin API"):
+        logins = self.broker.logins
+        if logins.access.authenticator.password_file is None or not await logins.verify(
+                peer, user, password.encode(), "admin API"):
             return False
         self._verified[key] = now + 60
         return True

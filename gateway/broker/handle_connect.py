@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.broker.access import Access
     from gateway.broker.connection import Connection
     from gateway.broker.limits import Limits
+    from gateway.broker.login import Logins
     from gateway.broker.server import Stats
     from gateway.broker.session import Session
     from gateway.config import Config, MqttSettings
@@ -51,11 +52,13 @@ class Core(Protocol):
 class Connecting:
     """The CONNECT handler and what it uses."""
 
-    __slots__ = ("_access", "_core", "_limits", "_stats")
+    __slots__ = ("_access", "_core", "_limits", "_logins", "_stats")
 
-    def __init__(self, core: Core, *, access: Access, stats: Stats, limits: Limits) -> None:
+    def __init__(self, core: Core, *, access: Access, logins: Logins, stats: Stats,
+                 limits: Limits) -> None:
         self._core = core
         self._access = access
+        self._logins = logins
         self._stats = stats
         self._limits = limits
 
@@ -68,8 +71,8 @@ class Connecting:
             self._refuse(conn, Reason.BAD_AUTHENTICATION_METHOD,
                          "enhanced authentication is not offered")
             return
-        reason = login.check(conn, p, client_id,
-                             lambda later: self._resume(conn, p, client_id, assigned, later))
+        reason = self._logins.check(
+            conn, p, client_id, lambda later: self._resume(conn, p, client_id, assigned, later))
         if reason is not None:
             self._authenticated(conn, p, client_id, assigned, reason)
 

@@ -28,8 +28,8 @@ from gateway.auth.throttle import LoginThrottle, Verdict
 from gateway.mqtt.reasons import Reason
 
 if TYPE_CHECKING:
+    from gateway.broker.access import Access
     from gateway.broker.connection import Connection
-    from gateway.broker.server import Broker
     from gateway.mqtt.packets import Connect
 
 log = logging.getLogger("gateway.login")
@@ -43,10 +43,11 @@ Key = tuple[str, bytes]
 
 
 class Logins:
-    """One broker's throttle, password-hashing executor, verified credentials and checks in
-    progress."""
+    """One broker's password checks: its access (the password file), throttle,
+    password-hashing executor, verified credentials and checks in progress."""
 
-    def __init__(self) -> None:
+    def __init__(self, access: Access) -> None:
+        self.access = access
         self.throttle = LoginThrottle()
         self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="edgeq-login")
         self._secret = secrets.token_bytes(32)
@@ -73,87 +74,88 @@ class Logins:
         self._known.add(key)
 
 
-def check(conn: Connection, p: Connect, client_id: str,
-          then: Callable[[int], None]) -> int | None:
-    """The CONNECT's authentication: its reason code (0: accepted) when it is known at once,
-    or None when a password is being verified and `then(reason)` will be called later (the
-    connection is blocked until then)."""
-    access = conn.broker.access
-    if not access.is_slow(p.username, p.password):
-        reason = access.authenticate(p.username, p.password, client_id)
-        if reason:
-            _log_failure(address_of(conn.peer), p.username, client_id, reason, 0.0)
-        return reason
-    address, username = address_of(conn.peer), p.username or ""
-    state = conn.broker.logins
-    key = state.key(username, p.password or b"")
-    if state.known(key, access.generation):
-        return 0
-    pending = state.pending.get(key)
-    if pending is not None:
+    def check(self, conn: Connection, p: Connect, client_id: str,
+              then: Callable[[int], None]) -> int | None:
+        """The CONNECT's authentication: its reason code (0: accepted) when it is known at
+        once, or None when a password is being verified and `then(reason)` will be called
+        later (the connection is blocked until then)."""
+        access = self.access
+        if not access.is_slow(p.username, p.password):
+            reason = access.authenticate(p.username, p.password, client_id)
+            if reason:
+                _log_failure(address_of(conn.peer), p.username, client_id, reason, 0.0)
+            return reason
+        address, username = address_of(conn.peer), p.username or ""
+        key = self.key(username, p.password or b"")
+        if self.known(key, access.generation):
+            return 0
+        pending = self.pending.get(key)
+        if pending is not None:
+            conn.block()
+            pending.add_done_callback(
+                lambda done: then(self._alongside(address, username, client_id, done.result())))
+            return None
+        verdict = self.throttle.admit(address, username)
+        if verdict is Verdict.THROTTLED:
+            return Reason.BAD_USER_NAME_OR_PASSWORD
+        if verdict is Verdict.BUSY:
+            return Reason.SERVER_BUSY
         conn.block()
-        pending.add_done_callback(lambda done: then(_alongside(state, address, username,
-                                                               client_id, done.result())))
+        pending = self._verify(address, username, p.password, client_id)
+        pending.add_done_callback(lambda done: then(done.result()))
         return None
-    verdict = state.throttle.admit(address, username)
-    if verdict is Verdict.THROTTLED:
-        return Reason.BAD_USER_NAME_OR_PASSWORD
-    if verdict is Verdict.BUSY:
-        return Reason.SERVER_BUSY
-    conn.block()
-    pending = _verify(conn.broker, state, address, username, p.password, client_id)
-    pending.add_done_callback(lambda done: then(done.result()))
-    return None
 
-
-def _alongside(state: Logins, address: str, username: str, client_id: str,
-               reason: int) -> int:
-    """The outcome of an attempt that waited for the same credentials' verification."""
-    if reason == Reason.BAD_USER_NAME_OR_PASSWORD:
-        delay = state.throttle.failed_alongside(address, username)
-        _log_failure(address, username, client_id, reason, delay)
-    return reason
-
-
-async def verify(broker: Broker, address: str, username: str, password: bytes,
-                 what: str) -> bool:
-    """True when `password` is `username`'s: throttled and hashed off the loop like a CONNECT
-    (`what` stands for the client id in the log line, e.g. "admin API")."""
-    state = broker.logins
-    if state.known(state.key(username, password), broker.access.generation):
-        return True
-    if state.throttle.admit(address, username) is not Verdict.VERIFY:
-        return False
-    # shielded: a caller that goes away does not leave the throttle's place taken
-    return await asyncio.shield(_verify(broker, state, address, username, password, what)) == 0
-
-
-def _verify(broker: Broker, state: Logins, address: str, username: str, password: bytes | None,
-            client_id: str) -> asyncio.Future[int]:
-    """Hash on the login executor (the throttle admitted it); report, log, remember, and
-    resolve to the reason code on the event loop. Same-credential checks wait on this one."""
-    hashed = broker.loop.run_in_executor(state.executor, broker.access.authenticate, username,
-                                         password, client_id)
-    answer: asyncio.Future[int] = broker.loop.create_future()
-    key = state.key(username, password or b"")
-    generation = broker.access.generation
-    state.pending[key] = answer
-
-    def verified(done: asyncio.Future[int]) -> None:
-        error = done.exception()
-        reason = Reason.UNSPECIFIED_ERROR if error is not None else done.result()
-        delay = state.throttle.finished(address, username, ok=reason == 0)
-        if error is not None:
-            log.error("password check failed: %r", error)
-        elif reason:
+    def _alongside(self, address: str, username: str, client_id: str, reason: int) -> int:
+        """The outcome of an attempt that waited for the same credentials' verification."""
+        if reason == Reason.BAD_USER_NAME_OR_PASSWORD:
+            delay = self.throttle.failed_alongside(address, username)
             _log_failure(address, username, client_id, reason, delay)
-        else:
-            state.remember(key, generation)
-        state.pending.pop(key, None)
-        answer.set_result(reason)
+        return reason
 
-    hashed.add_done_callback(verified)
-    return answer
+    async def verify(self, address: str, username: str, password: bytes, what: str) -> bool:
+        """True when `password` is `username`'s: throttled and hashed off the loop like a
+        CONNECT (`what` stands for the client id in the log line, e.g. "admin API")."""
+        if self.known(self.key(username, password), self.access.generation):
+            return True
+        if self.throttle.admit(address, username) is not Verdict.VERIFY:
+            return False
+        # shielded: a caller that goes away does not leave the throttle's place taken
+        return await asyncio.shield(self._verify(address, username, password, what)) == 0
+
+    def _verify(self, address: str, username: str, password: bytes | None,
+                client_id: str) -> asyncio.Future[int]:
+        """Hash on the login executor (the throttle admitted it); report, log, remember, and
+        resolve to the reason code on the event loop. Same-credential checks wait on this
+        one."""
+        loop = asyncio.get_running_loop()
+        hashed = loop.run_in_executor(self.executor, self.access.authenticate, username,
+                                      password, client_id)
+        answer: asyncio.Future[int] = loop.create_future()
+        key = self.key(username, password or b"")
+        generation = self.access.generation
+        self.pending[key] = answer
+
+        def verified(done: asyncio.Future[int]) -> None:
+            error = done.exception()
+            reason = Reason.UNSPECIFIED_ERROR if error is not None else done.result()
+            delay = self.throttle.finished(address, username, ok=reason == 0)
+            if error is not None:
+                log.error("password check failed: %r", error)
+            elif reason:
+                _log_failure(address, username, client_id, reason, delay)
+            else:
+                self.remember(key, generation)
+            self.pending.pop(key, None)
+            answer.set_result(reason)
+
+        hashed.add_done_callback(verified)
+        return answer
+
+    def counts(self) -> dict[str, int]:
+        """The login figures of `$SYS/broker/logins/...`."""
+        c = self.throttle.counts
+        return {"logins/failed": c.failed, "logins/throttled": c.throttled,
+                "logins/busy": c.busy}
 
 
 def address_of(peer: str) -> str:
@@ -169,9 +171,3 @@ def _log_failure(address: str, username: str | None, client_id: str, reason: int
     text = REFUSALS.get(reason, "bad user name or password")
     log.warning("login failed: %s from %s (client id %s): %s%s", who, address, client_id,
                 text, backoff, extra={"CLIENT_ID": client_id, "REASON": text})
-
-
-def counts(broker: Broker) -> dict[str, int]:
-    """The login figures of `$SYS/broker/logins/...`."""
-    c = broker.logins.throttle.counts
-    return {"logins/failed": c.failed, "logins/throttled": c.throttled, "logins/busy": c.busy}

@@ -79,7 +79,7 @@ class Broker:
         self.router = Router()
         self.wills = WillScheduler()
         self.access = Access(config.auth, config.mqtt)
-        self.logins = Logins()
+        self.logins = Logins(self.access)
         self.stats = Stats()
         self.takeovers = Takeovers()
         self.limits = Limits()
@@ -127,7 +127,8 @@ class Broker:
             self._restore_sessions()
             self.disk.start()
         self.handlers = dispatch.handlers(
-            Connecting(self, access=self.access, stats=self.stats, limits=self.limits),
+            Connecting(self, access=self.access, logins=self.logins, stats=self.stats,
+                       limits=self.limits),
             Publishing(self, access=self.access, stats=self.stats, disk=self.disk,
                        committer=self.committer, session_store=self.session_store,
                        engine=self.engine, clock=self.clock),

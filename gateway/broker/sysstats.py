@@ -17,7 +17,6 @@ import weakref
 from typing import TYPE_CHECKING
 
 from gateway import __version__
-from gateway.broker import login
 from gateway.messages import Message
 from gateway.queuenames import spelled_out
 
@@ -59,7 +58,7 @@ def snapshot(broker: Broker) -> dict[str, object]:
         "store/disk full": int(broker.disk.full),
         "store/disk refused": broker.disk.refused,
         "queues/backlog": broker.engine.backlog,
-        **login.counts(broker),
+        **broker.logins.counts(),
         "sessions/queued": sum(len(x.backlog) for x in broker.sessions.values()),
         "sessions/queued bytes": sum(x.backlog.bytes for x in broker.sessions.values()),
         "sessions/dropped": broker.backlogs.dropped,
