@@ -245,8 +245,8 @@ class Connection(asyncio.Protocol):
             self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
                                        Reason.NOT_AUTHORIZED)
             return
-        now = self.broker.clock()
-        if msg.expires_at is not None and now >= msg.expires_at:
+        expires_at = msg.expires_at
+        if expires_at is not None and self.broker.clock() >= expires_at:
             self.broker.outgoing_done(self, out, packet_id)
             return
         mqtt = session.mqtt
@@ -254,9 +254,8 @@ class Connection(asyncio.Protocol):
         if self.version != MQTT_5:
             head = publish_head(msg.topic, len(payload), out.qos, out.retain, out.dup,
                                 packet_id, b"")
-        elif msg.properties or msg.expires_at is not None or out.sub_ids \
-                or mqtt.alias_maximum_out:
-            props = msg.properties_at(now)
+        elif msg.properties or expires_at is not None or out.sub_ids or mqtt.alias_maximum_out:
+            props = msg.properties_at(self.broker.clock())
             if out.sub_ids:
                 props["subscription_identifier"] = list(out.sub_ids)
             topic = mqtt.outgoing_topic(msg.topic, props) if mqtt.alias_maximum_out else msg.topic
