@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gateway.broker.session import Outgoing, Session
 from gateway.mqtt import codec
-from gateway.mqtt.codec import Decoder, UnsupportedProtocol, encode_publish
+from gateway.mqtt.codec import Decoder, UnsupportedProtocol, publish_head
 from gateway.mqtt.packets import (
     MQTT_5,
     MQTT_311,
@@ -26,10 +26,10 @@ from gateway.mqtt.packets import (
     Disconnect,
     Packet,
     PingReq,
-    Publish,
     PubRel,
 )
 from gateway.mqtt.properties import Properties
+from gateway.mqtt.properties import encode as encode_props
 from gateway.mqtt.reasons import MQTTError, Reason
 
 if TYPE_CHECKING:
@@ -245,22 +245,27 @@ class Connection(asyncio.Protocol):
             self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
                                        Reason.NOT_AUTHORIZED)
             return
-        now = self.broker.clock()
-        if msg.expires_at is not None and now >= msg.expires_at:
+        expires_at = msg.expires_at
+        if expires_at is not None and self.broker.clock() >= expires_at:
             self.broker.outgoing_done(self, out, packet_id)
             return
         mqtt = session.mqtt
-        if self.version == MQTT_5:
-            props = msg.properties_at(now)
+        payload = msg.payload
+        if self.version != MQTT_5:
+            head = publish_head(msg.topic, len(payload), out.qos, out.retain, out.dup,
+                                packet_id, b"")
+        elif msg.properties or expires_at is not None or out.sub_ids or mqtt.alias_maximum_out:
+            props = msg.properties_at(self.broker.clock())
             if out.sub_ids:
                 props["subscription_identifier"] = list(out.sub_ids)
             topic = mqtt.outgoing_topic(msg.topic, props) if mqtt.alias_maximum_out else msg.topic
-            data = encode_publish(Publish(topic, msg.payload, out.qos, out.retain, out.dup,
-                                          packet_id, props), MQTT_5)
-        else:
-            data = encode_publish(Publish(msg.topic, msg.payload, out.qos, out.retain, out.dup,
-                                          packet_id), self.version)
-        if len(data) > mqtt.max_packet_out:
+            head = publish_head(topic, len(payload), out.qos, out.retain, out.dup, packet_id,
+                                encode_props(props))
+        else:  # no property to send: the common case, without a dict
+            head = publish_head(msg.topic, len(payload), out.qos, out.retain, out.dup,
+                                packet_id, b"\x00")
+        size = len(head) + len(payload)
+        if size > mqtt.max_packet_out:
             if out.token:  # a queue offers it to another consumer or dead-letters it, later
                 self.broker.loop.call_soon(self.broker.outgoing_done, self, out, packet_id,
                                            Reason.PACKET_TOO_LARGE)
@@ -268,7 +273,12 @@ class Connection(asyncio.Protocol):
                 self.broker.outgoing_done(self, out, packet_id)
             return
         self.broker.stats.messages_sent += 1
-        self.send(data)
+        # head and payload as they are: the flush joins everything of this loop turn once
+        self._out += (head, payload)
+        self._out_bytes += size
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.loop.call_soon(self._flush)
 
     def send_pubrel(self, packet_id: int) -> None:
         self.send_packet(PubRel(packet_id))

@@ -141,8 +141,8 @@ class Publishing:
         session = conn.session
         assert session is not None
         out = session.mqtt.puback(p)
-        if out is not None:
-            self._core.outgoing_done(conn, out, p.packet_id, p.reason_code)
+        if out is not None:  # the session forgot its packet id: 0 says there is none to free
+            self._core.outgoing_done(conn, out, 0, p.reason_code)
 
     def pubrec(self, conn: Connection, p: PubRec) -> None:
         session = conn.session
@@ -150,7 +150,7 @@ class Publishing:
         out, reply = session.mqtt.pubrec(p)
         if reply is None:  # refused: the message is finished
             if out is not None:
-                self._core.outgoing_done(conn, out, p.packet_id, p.reason_code)
+                self._core.outgoing_done(conn, out, 0, p.reason_code)
             return
         if out is not None and out.store_id:
             self._session_store.release(out.store_id, p.packet_id)
@@ -161,7 +161,7 @@ class Publishing:
         assert session is not None
         out = session.mqtt.pubcomp(p)
         if out is not None:
-            self._core.outgoing_done(conn, out, p.packet_id, 0)
+            self._core.outgoing_done(conn, out, 0, 0)
 
 
 def _answer(conn: Connection, p: Publish, reason: int, stored: bool) -> None:

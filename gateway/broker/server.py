@@ -432,7 +432,9 @@ class Broker:
 
     def outgoing_done(self, conn: Connection, out: Outgoing, packet_id: int,
                       reason: int = 0) -> None:
-        """An outbound message is finished: acknowledged, expired, or too large to send."""
+        """An outbound message is finished: acknowledged, expired, or too large to send.
+        `packet_id` is the id the session still holds for it, 0 when the acknowledgement
+        already freed it (`MqttSession.puback`, `pubrec`, `pubcomp`)."""
         session = conn.session
         if session is None:
             return

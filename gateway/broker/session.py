@@ -120,8 +120,8 @@ class Session:
         link = self.link
         if link is None:
             return
-        backlog = self.backlog
-        while backlog.ram and self.window() > 0 and link.writable():
+        backlog, mqtt = self.backlog, self.mqtt
+        while backlog.ram and mqtt.send_maximum > len(mqtt.inflight) and link.writable():
             out = backlog.pop()
             assert out is not None
             self._send(out)

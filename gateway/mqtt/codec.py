@@ -72,15 +72,29 @@ def _props(version: int, p: Properties) -> bytes:
 
 
 def encode_publish(p: Publish, version: int) -> bytes:
-    topic = p.topic.encode()
-    head = len(topic).to_bytes(2, "big") + topic
-    if p.qos:
-        head += p.packet_id.to_bytes(2, "big")
-    if version == MQTT_5:
-        head += props.encode(p.properties)
-    length = len(head) + len(p.payload)
-    first = 0x30 | (p.qos << 1) | (0x08 if p.dup else 0) | (0x01 if p.retain else 0)
-    return b"".join((bytes((first,)), wire.varint(length), head, p.payload))
+    return publish_head(p.topic, len(p.payload), p.qos, p.retain, p.dup, p.packet_id,
+                        props.encode(p.properties) if version == MQTT_5 else b"") + p.payload
+
+
+def publish_head(topic: str, payload_size: int, qos: int, retain: bool, dup: bool,
+                 packet_id: int, properties: bytes) -> bytes:
+    """A PUBLISH up to its payload, from its fields, without a `Publish`: `properties` is the
+    encoded property block for 5.0 (`properties.encode`, one zero byte for none) and empty for
+    3.1.1. Every outbound message passes here; the payload follows it unchanged, so a sender
+    can queue both without copying the payload into a packet first."""
+    name = topic.encode()
+    size = len(name)
+    length = 2 + size + len(properties) + payload_size + (2 if qos else 0)
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    if length < 0x80:
+        fixed = bytes((first, length, size >> 8, size & 0xFF))
+    elif length < 0x4000:
+        fixed = bytes((first, (length & 0x7F) | 0x80, length >> 7, size >> 8, size & 0xFF))
+    else:
+        fixed = bytes((first,)) + wire.varint(length) + bytes((size >> 8, size & 0xFF))
+    if qos:
+        return b"".join((fixed, name, bytes((packet_id >> 8, packet_id & 0xFF)), properties))
+    return b"".join((fixed, name, properties))
 
 
 def _encode_connect(p: Connect, _version: int) -> bytes:
@@ -217,8 +231,17 @@ class Decoder:
         buf += data
         pos = 0
         end = len(buf)
+        connected = self.version != 0
         while end - pos >= 2:
             first = buf[pos]
+            if first == 0x40 and buf[pos + 1] == 2 and connected and end - pos >= 4:
+                # a plain PUBACK (every message a subscriber takes at QoS 1): no general path
+                packet_id = buf[pos + 2] << 8 | buf[pos + 3]
+                if not packet_id:
+                    raise malformed("packet identifier 0")
+                out.append(PubAck(packet_id))
+                pos += 4
+                continue
             length, body = self._remaining_length(buf, pos + 1, end)
             if body < 0:
                 break

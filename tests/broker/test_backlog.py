@@ -233,3 +233,44 @@ def test_sigkill_mid_drain_loses_nothing_unacknowledged(gateway_factory: Gateway
         back.expect_silence(0.3)
     assert acked == list(range(600))
     assert again == list(range(again[0], 1000)) and again[0] <= 600
+
+
+def test_a_drained_backlog_sends_each_message_with_exactly_its_properties(
+        gateway_factory: GatewayFactory, tag: str) -> None:
+    """The drain builds PUBLISH heads from the fields (`codec.publish_head`), without a property
+    dict when there is nothing to send: messages without properties, with forwarded ones, with
+    an expiry, and large ones (a 3-byte remaining length) arrive as published, resent with DUP
+    after a reconnect."""
+    gw = gateway_factory()
+    expiry: Properties = {"session_expiry_interval": 600}
+    with connected(gw.port, tag, properties=expiry) as sub:
+        sub.subscribe(f"{tag}/+", qos=1)
+        sub.disconnect()
+    sent: list[tuple[str, bytes, Properties]] = [
+        (f"{tag}/plain", b"p", {}),
+        (f"{tag}/user", b"u", {"user_property": [("k", "v")], "content_type": "text/plain"}),
+        (f"{tag}/expiring", b"e", {"message_expiry_interval": 3600}),
+        (f"{tag}/large", b"L" * 20_000, {}),
+        (f"{tag}/plain", b"q", {}),
+    ]
+    with connected(gw.port, f"{tag}-pub") as pub:
+        for i, (topic, payload, props) in enumerate(sent):
+            pub.publish(topic, payload, 1, packet_id=i + 1, properties=props)
+    with RawClient(gw.port) as back:
+        assert back.connect(tag, clean_start=False, properties=expiry).session_present
+        first = back.receive(ack=False)
+        back.close()
+    assert (first.topic, first.payload, first.properties, first.dup) == (
+        f"{tag}/plain", b"p", {}, False)
+    with RawClient(gw.port) as back:
+        assert back.connect(tag, clean_start=False, properties=expiry).session_present
+        got = [back.receive() for _ in sent]
+        back.expect_silence(0.3)
+    assert all(p.dup for p in got)  # all of them were in flight when the first went
+    for (topic, payload, props), p in zip(sent, got, strict=True):
+        expected = dict(props)
+        if "message_expiry_interval" in props:  # what is left of it, at least a second
+            assert 3590 <= p.properties["message_expiry_interval"] <= 3600
+            expected["message_expiry_interval"] = p.properties["message_expiry_interval"]
+        assert (p.topic, p.payload, p.qos, p.retain, p.properties) == (
+            topic, payload, 1, False, expected)
